@@ -1,0 +1,60 @@
+# AIGC from Zero to Practice -- every command a reader, student or instructor needs.
+#   make book     create .venv, install, build the HTML book into _build/html
+#   make test     create .venv if missing, install, run every check
+#   make install  only create .venv and install
+#   make lab      JupyterLab on the exercises
+# GPU: prefix any target with AIGC_DEVICE=cuda (see README).
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+CONSTRAINTS := .ci/constraints.txt
+STAMP := $(VENV)/.installed-stamp
+BOOK_FLAGS := -W -n --keep-going
+NOTEBOOK_DIRS := chapters exercises
+
+.PHONY: install book book-strict test lint unit notebooks lab constraints benchmarks clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[book,test,lab]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The book executes every notebook once and caches the outputs in _build/.jupyter_cache,
+# so a second build only re-runs notebooks whose code changed.
+book: install
+	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
+	@echo "Open _build/html/index.html"
+
+book-strict: book
+
+lint: install
+	$(BIN)/ruff check aigc_course tests scripts benchmarks chapters exercises
+	$(BIN)/python -m tests.check_notebooks_stripped $(NOTEBOOK_DIRS)
+
+unit: install
+	$(BIN)/python -m pytest tests -q
+
+notebooks: install
+	PYTHONPATH=tests $(BIN)/python -m pytest -p nbtiming --nbval-lax --nbval-current-env \
+		-p no:cacheprovider -q $(NOTEBOOK_DIRS)
+
+test: lint unit notebooks book-strict
+
+lab: install
+	$(BIN)/jupyter lab exercises
+
+benchmarks: install
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+constraints: install
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+
+clean:
+	rm -rf _build

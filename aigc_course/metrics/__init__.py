@@ -1,0 +1,25 @@
+"""Measuring generated samples.
+
+* :mod:`aigc_course.metrics.digits` -- a digit classifier trained on the real train split,
+  and the scores built on it: classifier accuracy, the Fréchet digit distance (FDD) and a
+  nearest-neighbour memorisation check.
+"""
+
+from aigc_course.metrics.digits import (
+    DigitClassifier,
+    classifier_accuracy,
+    frechet_digit_distance,
+    frechet_distance,
+    load_digit_classifier,
+    nearest_neighbour_distances,
+)
+from aigc_course.metrics.modes import ModeCoverage, grid_coverage, mode_coverage, ring_coverage  # noqa: F401
+
+__all__ = [
+    "DigitClassifier",
+    "classifier_accuracy",
+    "frechet_digit_distance",
+    "frechet_distance",
+    "load_digit_classifier",
+    "nearest_neighbour_distances",
+]

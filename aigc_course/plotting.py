@@ -1,0 +1,106 @@
+"""One figure style for the whole book.
+
+Call :func:`use_course_style` once at the top of a notebook (importing this module does
+not change global state). The helpers return the matplotlib objects so a notebook can
+add to them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+# A colour-blind-safe palette (Okabe–Ito), used in this order by every figure.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+
+COURSE_STYLE = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 100,
+    "savefig.dpi": 120,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "legend.frameon": False,
+    "font.size": 10,
+    "image.cmap": "viridis",
+    "axes.prop_cycle": plt.cycler(color=list(PALETTE)),
+}
+
+
+def use_course_style() -> None:
+    """Apply the course's matplotlib style to every later figure."""
+    plt.rcParams.update(COURSE_STYLE)
+
+
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def plot_loss(history_or_losses, ax=None, label: str | None = None, smooth: int = 1, **kwargs):
+    """Plot a loss curve from a :class:`~aigc_course.training.History` or a list of floats.
+
+    ``smooth`` > 1 draws a moving average over that many steps.
+    """
+    losses = getattr(history_or_losses, "loss", history_or_losses)
+    y = np.asarray(list(losses), dtype=float)
+    if smooth > 1 and len(y) >= smooth:
+        y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+    ax = ax or plt.subplots()[1]
+    ax.plot(np.arange(len(y)) + (smooth - 1 if smooth > 1 else 0), y, label=label, **kwargs)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if label:
+        ax.legend()
+    return ax
+
+
+def show_images(images, nrow: int | None = None, titles=None, ax=None, cmap: str = "gray_r", scale: float = 0.9):
+    """Draw a grid of images ``(N, 1, H, W)`` or ``(N, H, W)`` with values in ``[0, 1]``.
+
+    Returns the figure. Titles, if given, go under each image.
+    """
+    arr = _to_numpy(images)
+    if arr.ndim == 4:
+        arr = arr[:, 0]
+    if arr.ndim != 3:
+        raise ValueError(f"images must have shape (N, 1, H, W) or (N, H, W), got {arr.shape}")
+    n = len(arr)
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol = math.ceil(n / nrow)
+    if ax is not None:
+        raise ValueError("show_images draws its own grid; pass ax=None")
+    fig, axes = plt.subplots(nrow, ncol, figsize=(scale * ncol, scale * nrow * (1.25 if titles is not None else 1)))
+    axes = np.atleast_1d(axes).reshape(-1)
+    for i, a in enumerate(axes):
+        a.axis("off")
+        if i < n:
+            a.imshow(arr[i], cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+            if titles is not None:
+                a.set_title(str(titles[i]), fontsize=8)
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def scatter_2d(points, ax=None, centers=None, title: str | None = None, lim: float | None = None, **kwargs):
+    """Scatter 2-D samples ``(N, 2)``; optional mode ``centers`` drawn as crosses."""
+    p = _to_numpy(points)
+    ax = ax or plt.subplots(figsize=(4, 4))[1]
+    ax.scatter(p[:, 0], p[:, 1], s=kwargs.pop("s", 2), alpha=kwargs.pop("alpha", 0.5), **kwargs)
+    if centers is not None:
+        c = _to_numpy(centers)
+        ax.scatter(c[:, 0], c[:, 1], marker="x", color=PALETTE[3], s=30, linewidths=1)
+    ax.set_aspect("equal")
+    if lim is not None:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    if title:
+        ax.set_title(title)
+    return ax

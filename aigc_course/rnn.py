@@ -1,0 +1,125 @@
+"""A character-level LSTM language model: AI 2.0's first answer to the n-gram (Chapter 1.1.2).
+
+Where an n-gram model sees only the last ``n - 1`` characters and keeps a table of counts,
+the LSTM (Hochreiter & Schmidhuber, 1997) carries a learned state along the whole text,
+and similar contexts share parameters through learned embeddings. Both are scored the
+same way: bits per character on held-out text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aigc_course.data import CORPUS_ALPHABET, decode_chars, encode_chars
+
+
+@dataclass
+class CharLSTMConfig:
+    vocab_size: int = len(CORPUS_ALPHABET)
+    embed_dim: int = 64
+    hidden_size: int = 256
+    num_layers: int = 1
+    dropout: float = 0.0
+
+
+class CharLSTM(nn.Module):
+    """Embedding -> LSTM -> linear head over the alphabet."""
+
+    def __init__(self, config: CharLSTMConfig):
+        super().__init__()
+        if config.hidden_size <= 0 or config.num_layers <= 0 or config.embed_dim <= 0:
+            raise ValueError(f"sizes must be positive, got {config}")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.lstm = nn.LSTM(
+            config.embed_dim, config.hidden_size, config.num_layers, batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, idx: torch.Tensor, state=None):
+        """``idx (B, T)`` -> logits ``(B, T, V)`` and the final LSTM state."""
+        if idx.ndim != 2:
+            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+        out, state = self.lstm(self.embed(idx), state)
+        return self.head(out), state
+
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean next-character cross-entropy in nats."""
+        logits, _ = self(idx)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+    @torch.no_grad()
+    def log2_probs(self, text: str, chunk: int = 512, streams: int = 16) -> torch.Tensor:
+        """log2 P(x_t | x_<t) for every character of ``text`` but the first. ``(len(text) - 1,)``.
+
+        The text is cut into ``streams`` contiguous pieces read in parallel, and the state
+        flows along each piece, so every character except the first of each piece is
+        predicted with its full left context (those few are predicted from an empty state).
+        """
+        device = next(self.parameters()).device
+        ids = encode_chars(text)
+        if len(ids) < 2:
+            raise ValueError("text must have at least 2 characters")
+        n = len(ids) - 1
+        streams = max(1, min(streams, n // chunk))
+        length = -(-n // streams)  # ceil: pad the last stream, then drop the padding
+        pad = streams * length - n
+        inputs = torch.cat([ids[:-1], ids.new_zeros(pad)]).view(streams, length).to(device)
+        targets = torch.cat([ids[1:], ids.new_zeros(pad)]).view(streams, length).to(device)
+        was_training = self.training
+        self.eval()
+        out, state = [], None
+        for start in range(0, length, chunk):
+            logits, state = self(inputs[:, start : start + chunk], state)
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            out.append(logp.gather(-1, targets[:, start : start + chunk, None])[..., 0])
+        self.train(was_training)
+        return (torch.cat(out, dim=1).reshape(-1)[:n] / math.log(2)).cpu()
+
+    def bits_per_char(self, text: str) -> float:
+        """Held-out bits per character (lower is better); see :meth:`log2_probs`."""
+        return float(-self.log2_probs(text).mean())
+
+    @torch.no_grad()
+    def generate(self, prompt: str, num_chars: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> str:
+        """Sample ``num_chars`` characters after ``prompt``."""
+        if not prompt:
+            raise ValueError("prompt must be a non-empty string")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        device = next(self.parameters()).device
+        logits, state = self(encode_chars(prompt)[None].to(device))
+        out = []
+        for _ in range(num_chars):
+            probs = torch.softmax(logits[0, -1].float().cpu() / temperature, dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator)
+            out.append(int(nxt))
+            logits, state = self(nxt.view(1, 1).to(device), state)
+        return prompt + decode_chars(out)
+
+    @classmethod
+    def from_checkpoint(cls, tensors, config, device):
+        from aigc_course.pretrained import load_module_state
+
+        model = cls(CharLSTMConfig(**config["model"]))
+        load_module_state(model, tensors)
+        return model.to(device).eval()
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+
+def random_windows(ids: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator | None = None):
+    """A batch of random windows from a 1-D id tensor: inputs and next-char targets ``(B, T)``."""
+    if len(ids) <= seq_len + 1:
+        raise ValueError(f"text of {len(ids)} ids is too short for windows of {seq_len}")
+    starts = torch.randint(0, len(ids) - seq_len - 1, (batch_size,), generator=generator)
+    offsets = torch.arange(seq_len + 1)
+    windows = ids[starts[:, None] + offsets]
+    return windows[:, :-1], windows[:, 1:]
