@@ -2,7 +2,9 @@
 #   make book     create .venv, install, build the HTML book into _build/html
 #   make test     create .venv if missing, install, run every check
 #   make install  only create .venv and install
-#   make lab      JupyterLab on the exercises
+#   make lab      JupyterLab on the student exercises
+#   make exercises     regenerate the student notebooks and exercise pages from exercises/solutions
+#   make book-student  the book with solutions hidden, into _build/student/_build/html
 # GPU: prefix any target with AIGC_DEVICE=cuda (see README).
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -13,7 +15,7 @@ STAMP := $(VENV)/.installed-stamp
 BOOK_FLAGS := -W -n --keep-going
 NOTEBOOK_DIRS := chapters exercises
 
-.PHONY: install book book-strict test lint unit notebooks lab constraints benchmarks clean
+.PHONY: install book book-strict book-student exercises test lint unit notebooks lab constraints benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +49,17 @@ notebooks: install
 test: lint unit notebooks book-strict
 
 lab: install
-	$(BIN)/jupyter lab exercises
+	$(BIN)/jupyter lab exercises/student
+
+# Student notebooks and the chapters' exercises.md pages are generated from exercises/solutions.
+exercises: install
+	$(BIN)/python -m aigc_course.exercises build
+
+# The student edition of the book: sphinx-exercise's hide_solutions, sharing the main build's cache.
+book-student: install
+	$(BIN)/python -m aigc_course.exercises book-config _build/student_config.yml
+	$(BIN)/jupyter-book build . --config _build/student_config.yml --path-output _build/student $(BOOK_FLAGS)
+	@echo "Open _build/student/_build/html/index.html"
 
 benchmarks: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

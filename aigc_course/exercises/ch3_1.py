@@ -1,0 +1,266 @@
+"""Chapter 3.1 exercises: causal attention, top-k and top-p filtering.
+
+References: :func:`aigc_course.attention.scaled_dot_product_attention`,
+:func:`aigc_course.sampling.top_k_filter` and :func:`aigc_course.sampling.top_p_filter`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aigc_course.attention import scaled_dot_product_attention
+from aigc_course.exercises.core import Case, Exercise, Variant, register
+from aigc_course.sampling import top_k_filter, top_p_filter
+
+NOTEBOOK = "ch3_1_attention.ipynb"
+
+
+def _randn(gen: torch.Generator, device, *shape: int) -> torch.Tensor:
+    return torch.randn(shape, generator=gen).to(device)
+
+
+# ---------------------------------------------------------------------------- 3.1.1 causal attention
+
+
+def _causal_reference(q, k, v):
+    return scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def _attention_cases(gen: torch.Generator, device) -> list[Case]:
+    cases = []
+    for shape in ((2, 6, 8), (2, 3, 5, 16), (1, 7, 4)):
+        *lead, t, d = shape
+        q, k, v = (_randn(gen, device, *shape) * 2 for _ in range(3))
+        cases.append(Case(f"random q, k, v of shape {shape}", (q, k, v)))
+    q, k = _randn(gen, device, 2, 5, 8), _randn(gen, device, 2, 5, 8)
+    cases.append(Case("d_v != d_k: v of shape (2, 5, 3)", (q, k, _randn(gen, device, 2, 5, 3))))
+    cases.append(Case("one token (T = 1)", tuple(_randn(gen, device, 1, 1, 4) for _ in range(3))))
+    return cases
+
+
+def _weights_of(actual):
+    return actual[1] if isinstance(actual, (tuple, list)) and len(actual) == 2 else None
+
+
+def _future_diagnostic(case: Case, expected, actual) -> str | None:
+    weights = _weights_of(actual)
+    if not isinstance(weights, torch.Tensor) or weights.shape != expected[1].shape:
+        return None
+    w = weights.detach().float().cpu()
+    if torch.isnan(w).any():
+        i = int(torch.isnan(w).any(-1).nonzero()[0][-1])
+        return (f"row {i} of the weights is NaN: every key of query {i} was masked. A causal mask "
+                "keeps j <= i, the diagonal included (tril with diagonal=0)")
+    t = w.shape[-1]
+    future = torch.ones(t, t, dtype=torch.bool).triu(1)
+    leak = (w.abs() > 1e-6) & future
+    if leak.any():
+        worst = int((w.abs() * future).reshape(-1, t * t).amax(0).argmax())
+        i, j = divmod(worst, t)  # the future key with the largest weight
+        return (f"the mask lets position {i} attend to position {j} (a later position); a causal "
+                f"mask keeps key j <= query i only")
+    rows = w.sum(-1)
+    if not torch.allclose(rows, torch.ones_like(rows), atol=1e-4):
+        return ("the attention weights' rows do not sum to 1: take the softmax over the last "
+                "dimension (the keys), after masking the scores with -inf")
+    return None
+
+
+def _masked_after_softmax(case: Case):
+    q, k, v = case.args
+    w = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
+    w = w * torch.ones(q.shape[-2], k.shape[-2], device=q.device).tril()
+    return w @ v, w
+
+
+register(Exercise(
+    id="3.1.1",
+    title="Causal (masked) self-attention",
+    function="causal_attention",
+    notebook=NOTEBOOK,
+    reference=_causal_reference,
+    cases=_attention_cases,
+    diagnostics=[_future_diagnostic],
+    variants=[
+        Variant("missing the 1/√d_k scaling of the scores",
+                lambda c: _causal_reference(c.args[0] * math.sqrt(c.args[0].shape[-1]), *c.args[1:])),
+        Variant("scaled by 1/d_k instead of 1/√d_k",
+                lambda c: _causal_reference(c.args[0] / math.sqrt(c.args[0].shape[-1]), *c.args[1:])),
+        Variant("the weights were masked after the softmax; set the scores of future positions to "
+                "-inf before the softmax so each row still sums to 1", _masked_after_softmax),
+        Variant("the output is weights @ v, not weights @ k",
+                lambda c: (_causal_reference(c.args[0], c.args[1], c.args[1])[0],
+                           _causal_reference(*c.args)[1])),
+    ],
+    hints=[
+        "scores = Q Kᵀ / √d_k has shape (..., T, T); row i holds query i's score for every key j. "
+        "Block the keys j > i, softmax each row, and multiply by V.",
+        "torch.ones(T, T, dtype=torch.bool, device=q.device).tril() is True where j <= i; "
+        "scores.masked_fill(~mask, float('-inf')) blocks the rest before torch.softmax(..., dim=-1).",
+        "d = q.shape[-1]; T = q.shape[-2]\nscores = q @ k.transpose(-2, -1) / math.sqrt(d)\n"
+        "mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()\n"
+        "weights = torch.softmax(scores.masked_fill(~mask, float('-inf')), dim=-1)\n"
+        "return weights @ v, weights",
+    ],
+    explanation=(
+        "The scores are scaled by $1/\\sqrt{d_k}$ so that their variance does not grow with the "
+        "head size. Future keys get score $-\\infty$ *before* the softmax, so they receive weight "
+        "exactly 0 and every row still sums to 1. Masking after the softmax would leave rows that "
+        "sum to less than 1."
+    ),
+))
+
+
+# ---------------------------------------------------------------------------- 3.1.2 top-k
+
+
+def _top_k_cases(gen: torch.Generator, device) -> list[Case]:
+    return [
+        Case("random logits (3, 10), k=3", (_randn(gen, device, 3, 10) * 3, 3)),
+        Case("one row of 20 logits, k=5", (_randn(gen, device, 20) * 3, 5)),
+        Case("k=1 keeps only the arg-max", (_randn(gen, device, 2, 8), 1)),
+        Case("k larger than the vocabulary keeps everything", (_randn(gen, device, 2, 6), 10)),
+        Case("ties with the k-th largest are kept", (torch.tensor([[1.0, 3.0, 2.0, 2.0, 0.5]], device=device), 2)),
+    ]
+
+
+def _kept_counts(x: torch.Tensor) -> list[int]:
+    return torch.isfinite(x).reshape(-1, x.shape[-1]).sum(-1).tolist()
+
+
+def _top_k_diagnostic(case: Case, expected, actual) -> str | None:
+    logits, k = case.args
+    if not isinstance(actual, torch.Tensor) or actual.shape != expected.shape:
+        return None
+    a = actual.detach().cpu()
+    removed = torch.isinf(expected.cpu())
+    if (a[removed] == 0).any():
+        return "removed logits were set to 0; set them to -inf so that softmax gives them probability 0"
+    kept, want = _kept_counts(a), _kept_counts(expected.cpu())
+    if "ties" in case.name and kept != want:
+        return ("a logit tied with the k-th largest must be kept too: compare every logit with the "
+                "k-th largest value (logits < kth), rather than keeping exactly k indices")
+    if kept != want:
+        row = next(i for i, (x, y) in enumerate(zip(kept, want, strict=True)) if x != y)
+        return f"row {row} keeps {kept[row]} tokens; top-k with k={k} keeps {want[row]}"
+    return None
+
+
+register(Exercise(
+    id="3.1.2",
+    title="The top-k filter",
+    function="top_k",
+    notebook=NOTEBOOK,
+    reference=top_k_filter,
+    cases=_top_k_cases,
+    diagnostics=[_top_k_diagnostic],
+    variants=[
+        Variant("you kept the k smallest logits; keep the k largest",
+                lambda c: c.args[0].masked_fill(torch.isinf(top_k_filter(-c.args[0], c.args[1])), float("-inf"))),
+        Variant("you removed the k largest logits instead of keeping them",
+                lambda c: c.args[0].masked_fill(torch.isfinite(top_k_filter(c.args[0], c.args[1])), float("-inf"))),
+    ],
+    hints=[
+        "Find the k-th largest logit of each row and remove (set to -inf) every logit below it.",
+        "torch.topk(logits, k, dim=-1).values[..., -1:] is the k-th largest value, shaped to "
+        "broadcast; k may exceed the vocabulary size, so use min(k, V).",
+        "k = min(k, logits.shape[-1])\nkth = torch.topk(logits, k, dim=-1).values[..., -1:]\n"
+        "return logits.masked_fill(logits < kth, float('-inf'))",
+    ],
+    explanation=(
+        "Comparing each logit with the k-th largest value (instead of scattering k indices) keeps "
+        "all logits tied with it, so the result does not depend on how the sort breaks ties, "
+        "and works for any leading shape. `masked_fill` returns a new tensor, leaving the input "
+        "unchanged."
+    ),
+))
+
+
+# ---------------------------------------------------------------------------- 3.1.3 top-p
+
+
+def _top_p_cases(gen: torch.Generator, device) -> list[Case]:
+    probs = torch.tensor([[0.5, 0.3, 0.2], [0.2, 0.5, 0.3]], device=device)
+    return [
+        Case("random logits (3, 12), p=0.9", (_randn(gen, device, 3, 12) * 2, 0.9)),
+        Case("random logits (4, 30), p=0.5", (_randn(gen, device, 4, 30) * 2, 0.5)),
+        Case("probabilities [0.5, 0.3, 0.2], p=0.45 keeps one token", (probs.log(), 0.45)),
+        Case("probabilities [0.5, 0.3, 0.2], p=0.6 keeps two tokens", (probs.log(), 0.6)),
+        Case("tiny p keeps only the most likely token", (_randn(gen, device, 2, 9), 1e-4)),
+        Case("p=1 keeps every token", (_randn(gen, device, 2, 7), 1.0)),
+    ]
+
+
+def _top_p_diagnostic(case: Case, expected, actual) -> str | None:
+    if not isinstance(actual, torch.Tensor) or actual.shape != expected.shape:
+        return None
+    a = actual.detach().cpu().reshape(-1, actual.shape[-1])
+    if (~torch.isfinite(a)).all(-1).any():
+        row = int((~torch.isfinite(a)).all(-1).nonzero()[0])
+        return (f"row {row} has no token left: the most likely token must always be kept. Keep a "
+                "token while the mass of the tokens before it is < p: the token that crosses p "
+                "belongs to the nucleus")
+    if (a[torch.isinf(expected.cpu().reshape(a.shape))] == 0).any():
+        return "removed logits were set to 0; set them to -inf so that softmax gives them probability 0"
+    return None
+
+
+def _cumsum_le_p(case: Case):
+    logits, p = case.args
+    probs = torch.softmax(logits, -1)
+    sorted_probs, order = torch.sort(probs, -1, descending=True)
+    keep_sorted = sorted_probs.cumsum(-1) <= p
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def _unsorted_back(case: Case):
+    logits, p = case.args
+    filtered = top_p_filter(logits, p)
+    return torch.sort(filtered, -1, descending=True).values
+
+
+def _cumsum_le_p_kept_first(case: Case):
+    logits, p = case.args
+    out = _cumsum_le_p(case)
+    return torch.where(logits == logits.max(-1, keepdim=True).values, logits, out)
+
+
+register(Exercise(
+    id="3.1.3",
+    title="The top-p (nucleus) filter",
+    function="top_p",
+    notebook=NOTEBOOK,
+    reference=top_p_filter,
+    cases=_top_p_cases,
+    diagnostics=[_top_p_diagnostic],
+    variants=[
+        Variant("you dropped the token that crosses p: the nucleus is the smallest set whose "
+                "probability *reaches* p, so keep a token while the mass of the tokens before it is < p",
+                _cumsum_le_p),
+        Variant("you dropped the token that crosses p: the nucleus is the smallest set whose "
+                "probability *reaches* p, so keep a token while the mass of the tokens before it is < p",
+                _cumsum_le_p_kept_first),
+        Variant("the result is still in sorted order: scatter the keep-mask back to the tokens' "
+                "original positions", _unsorted_back),
+    ],
+    hints=[
+        "Turn logits into probabilities, sort them in descending order, and keep the shortest "
+        "prefix whose total probability reaches p. Then put the decision back in the original order.",
+        "The mass *before* sorted token i is cumsum - sorted_probs; keep token i when that is < p "
+        "(so the first token is always kept). `torch.zeros_like(keep).scatter(-1, order, keep)` "
+        "undoes the sort.",
+        "probs = torch.softmax(logits, dim=-1)\nsorted_probs, order = torch.sort(probs, dim=-1, "
+        "descending=True)\nkeep_sorted = (sorted_probs.cumsum(-1) - sorted_probs) < p\n"
+        "keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)\n"
+        "return logits.masked_fill(~keep, float('-inf'))",
+    ],
+    explanation=(
+        "Keeping a token while the probability of the tokens *before* it is below $p$ gives the "
+        "smallest prefix of the sorted distribution whose mass reaches $p$, and always keeps the "
+        "most likely token. (The package's `top_p_filter` also keeps tied tokens together; random "
+        "logits have no ties.)"
+    ),
+))

@@ -1,0 +1,460 @@
+"""The exercise checker: accepts the solutions, rejects planted mistakes with specific messages,
+and the student notebooks and book pages generated from the solution notebooks are up to date."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from aigc_course.exercises import REGISTRY, check, exercise_ids, hint, solution
+from aigc_course.exercises.__main__ import main, student_book_config
+from aigc_course.exercises.build import BEGIN, BEGIN_HIDDEN, PAGES, build, exercise_cells, stale
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "exercises" / "solutions"
+STUDENT = ROOT / "exercises" / "student"
+
+
+def solution_functions() -> dict[str, object]:
+    """Each exercise's solution function, executed from the solution notebooks' solution cells."""
+    namespace: dict = {}
+    exec(
+        "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
+        "from aigc_course.classic.expert_system import Rule\nfrom aigc_course.diffusion import NoiseSchedule",
+        namespace,
+    )
+    for page in PAGES:
+        for parts in exercise_cells(SOLUTIONS / page.notebook).values():
+            exec(parts["solution"], namespace)
+    return {i: namespace[REGISTRY[i].function] for i in exercise_ids()}
+
+
+SOLVED = solution_functions()
+
+
+# ---------------------------------------------------------------------------- accepting
+
+
+@pytest.mark.parametrize("exercise_id", exercise_ids())
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_checker_accepts_the_notebook_solution(exercise_id, seed, capsys):
+    result = check(exercise_id, SOLVED[exercise_id], seed=seed)
+    out = capsys.readouterr().out
+    assert result and result.passed, out
+    assert out.startswith("✓") and "cases passed" in out
+
+
+@pytest.mark.parametrize("exercise_id", [i for i in exercise_ids() if REGISTRY[i].reference is not None])
+def test_checker_accepts_the_package_reference(exercise_id):
+    assert check(exercise_id, REGISTRY[exercise_id].reference, seed=3, quiet=True)
+
+
+def test_the_check_draws_fresh_inputs_unless_seeded():
+    names = [c.args[0].sum().item() for c in REGISTRY["3.1.2"].cases(torch.Generator().manual_seed(5), "cpu")]
+    again = [c.args[0].sum().item() for c in REGISTRY["3.1.2"].cases(torch.Generator().manual_seed(5), "cpu")]
+    other = [c.args[0].sum().item() for c in REGISTRY["3.1.2"].cases(torch.Generator().manual_seed(6), "cpu")]
+    assert names == again and names != other
+
+
+# ---------------------------------------------------------------------------- planted mistakes
+# Each is written the way a student might get it wrong; the message must name the mistake.
+
+
+def add_k_str_count(text, context, char, k=1.0):
+    return (text.count(context + char) + k) / (text.count(context) + k * (len(set(text)) + 1))
+
+
+def add_k_no_unknown(text, context, char, k=1.0):
+    starts = range(len(text) - len(context))
+    c_hw = sum(text.startswith(context + char, i) for i in starts)
+    c_h = sum(text.startswith(context, i) for i in starts)
+    return (c_hw + k) / (c_h + k * len(set(text)))
+
+
+def add_k_counts_tail(text, context, char, k=1.0):
+    c_hw = sum(text.startswith(context + char, i) for i in range(len(text)))
+    c_h = sum(text.startswith(context, i) for i in range(len(text)))
+    return (c_hw + k) / (c_h + k * (len(set(text)) + 1))
+
+
+def bpc_in_nats(ln_probs):
+    return float(-np.mean(ln_probs))
+
+
+def bpc_summed(ln_probs):
+    return float(-np.sum(ln_probs) / math.log(2))
+
+
+def chain_fires_immediately(rules, facts):
+    known, derived, changed = set(facts), [], True
+    while changed:
+        changed = False
+        for rule in rules:
+            if rule.conclusion not in known and rule.conditions <= known:
+                known.add(rule.conclusion)
+                derived.append(rule.conclusion)
+                changed = True
+    return derived
+
+
+def chain_single_pass(rules, facts):
+    return [r.conclusion for r in rules if r.conditions <= set(facts) and r.conclusion not in facts]
+
+
+def chain_with_given(rules, facts):
+    return sorted(facts) + SOLVED["1.3"](rules, facts)
+
+
+def attention_unscaled(q, k, v):
+    t = q.shape[-2]
+    scores = (q @ k.transpose(-2, -1)).masked_fill(~torch.ones(t, t, dtype=torch.bool).tril(), float("-inf"))
+    w = scores.softmax(-1)
+    return w @ v, w
+
+
+def attention_peeks_ahead(q, k, v):
+    t = q.shape[-2]
+    keep = torch.ones(t, t, dtype=torch.bool).tril(diagonal=1)  # off by one: sees the next token
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~keep, float("-inf")).softmax(-1)
+    return w @ v, w
+
+
+def attention_masked_after_softmax(q, k, v):
+    t = q.shape[-2]
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1) * torch.ones(t, t).tril()
+    return w @ v, w
+
+
+def top_k_zeroes(logits, k):
+    kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, 0.0)
+
+
+def top_k_by_index(logits, k):
+    idx = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).indices
+    keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, idx, True)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def top_k_smallest(logits, k):
+    kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1, largest=False).values[..., -1:]
+    return logits.masked_fill(logits > kth, float("-inf"))
+
+
+def top_p_cumsum_le(logits, p):
+    probs, order = torch.sort(logits.softmax(-1), dim=-1, descending=True)
+    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, probs.cumsum(-1) <= p)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def top_p_left_sorted(logits, p):
+    sorted_logits = torch.sort(logits, dim=-1, descending=True).values
+    probs = sorted_logits.softmax(-1)
+    return sorted_logits.masked_fill((probs.cumsum(-1) - probs) >= p, float("-inf"))
+
+
+def g_loss_naive_log(fake_logits):
+    return -torch.log(torch.sigmoid(fake_logits)).mean()
+
+
+def g_loss_minimax(fake_logits):
+    return torch.log(1 - torch.sigmoid(fake_logits) + 1e-12).mean()
+
+
+def g_loss_summed(fake_logits):
+    return F.softplus(-fake_logits).sum()
+
+
+def d_loss_swapped(real_logits, fake_logits):
+    return F.softplus(real_logits).mean() + F.softplus(-fake_logits).mean()
+
+
+def d_loss_pooled(real_logits, fake_logits):
+    logits = torch.cat([real_logits, fake_logits])
+    targets = torch.cat([torch.ones_like(real_logits), torch.zeros_like(fake_logits)])
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def gp_without_create_graph(critic, real, fake, alpha):
+    x = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x)
+    return ((grad.norm(dim=1) - 1) ** 2).mean()
+
+
+def gp_one_sided(critic, real, fake, alpha):
+    x = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return (torch.clamp(grad.norm(dim=1) - 1, min=0) ** 2).mean()
+
+
+def gp_at_real(critic, real, fake, alpha):
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return ((grad.norm(dim=1) - 1) ** 2).mean()
+
+
+def gp_batch_norm(critic, real, fake, alpha):
+    x = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return (grad.norm() - 1) ** 2
+
+
+def q_sample_alphas(schedule, x0, t, noise):
+    a = schedule.alphas[t.cpu()].to(x0.device).reshape(-1, *[1] * (x0.ndim - 1))
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def q_sample_no_reshape(schedule, x0, t, noise):
+    ab = schedule.alphas_cumprod[t.cpu()].to(x0.device)
+    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
+def q_sample_one_based(schedule, x0, t, noise):
+    ab = schedule.alphas_cumprod[(t.cpu() - 1).clamp(min=0)].to(x0.device).reshape(-1, *[1] * (x0.ndim - 1))
+    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
+def ddim_negative_index(schedule, eps, t, x, prev_t):
+    ab_t, ab_prev = schedule.alphas_cumprod[t], schedule.alphas_cumprod[prev_t]
+    x0 = (x - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+    return ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+
+
+def ddim_returns_x0(schedule, eps, t, x, prev_t):
+    ab_t = schedule.alphas_cumprod[t]
+    return (x - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+
+
+def ddim_wrong_direction(schedule, eps, t, x, prev_t):
+    ab_t, ab_prev = schedule.alphas_cumprod[t], schedule.alpha_bar(prev_t)
+    x0 = (x - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+    return ab_prev.sqrt() * x0 + (1 - ab_t).sqrt() * eps
+
+
+def cfg_swapped(eps_uncond, eps_cond, guidance_scale):
+    return eps_cond + guidance_scale * (eps_uncond - eps_cond)
+
+
+def cfg_one_plus_w(eps_uncond, eps_cond, guidance_scale):
+    return eps_cond + guidance_scale * (eps_cond - eps_uncond)
+
+
+PLANTED = [
+    ("1.1", add_k_str_count, "overlapping"),
+    ("1.1", add_k_no_unknown, "unknown-character symbol"),
+    ("1.1", add_k_counts_tail, "nothing follows it"),
+    ("1.2", bpc_in_nats, "natural-log probabilities (nats)"),
+    ("1.2", bpc_summed, "you summed"),
+    ("1.3", chain_fires_immediately, "same cycle"),
+    ("1.3", chain_single_pass, "stopped"),
+    ("1.3", chain_with_given, "was given"),
+    ("3.1.1", attention_unscaled, "missing the 1/√d_k scaling"),
+    ("3.1.1", attention_peeks_ahead, "the mask lets position "),
+    ("3.1.1", attention_masked_after_softmax, "rows do not sum to 1"),
+    ("3.1.2", top_k_zeroes, "set to 0"),
+    ("3.1.2", top_k_by_index, "tied with the k-th largest"),
+    ("3.1.2", top_k_smallest, "k smallest"),
+    ("3.1.3", top_p_cumsum_le, "crosses p"),
+    ("3.1.3", top_p_left_sorted, "sorted order"),
+    ("3.2.1", g_loss_naive_log, "not finite"),
+    ("3.2.1", g_loss_minimax, "saturating minimax"),
+    ("3.2.1", g_loss_summed, "summed over the batch"),
+    ("3.2.2", d_loss_swapped, "labels are swapped"),
+    ("3.2.2", d_loss_pooled, "real and fake samples together"),
+    ("3.2.3", gp_without_create_graph, "not differentiable"),
+    ("3.2.3", gp_one_sided, "one-sided"),
+    ("3.2.3", gp_at_real, "at the real samples"),
+    ("3.2.3", gp_batch_norm, "per sample"),
+    ("3.3.1", q_sample_alphas, "cumulative product"),
+    ("3.3.1", q_sample_no_reshape, "broadcast along the last dimension"),
+    ("3.3.1", q_sample_one_based, "0-based"),
+    ("3.3.2", ddim_negative_index, "prev_t = -1 means clean data"),
+    ("3.3.2", ddim_returns_x0, "you returned x̂₀"),
+    ("3.3.2", ddim_wrong_direction, "previous* step"),
+    ("3.3.3", cfg_swapped, "swapped"),
+    ("3.3.3", cfg_one_plus_w, "(1 + w)"),
+]
+
+
+@pytest.mark.parametrize(("exercise_id", "wrong", "message"), PLANTED, ids=[f"{i}-{f.__name__}" for i, f, _ in PLANTED])
+def test_checker_rejects_planted_mistake_with_its_message(exercise_id, wrong, message, capsys):
+    # on the CPU: some planted answers also forget the device, which is not the mistake tested here
+    result = check(exercise_id, wrong, seed=7, device="cpu")
+    out = capsys.readouterr().out
+    assert not result and result.attempted and result.status == "failed"
+    assert message in out, out
+    assert "Traceback" not in out
+    if wrong is attention_peeks_ahead:  # names a query and the *next* key it wrongly sees
+        i, j = map(int, re.search(r"position (\d+) attend to position (\d+)", out).groups())
+        assert j == i + 1
+    assert result.case and result.case in out  # names the failing case
+
+
+def test_every_exercise_has_at_least_two_planted_mistakes():
+    counts = {i: sum(1 for j, _, _ in PLANTED if j == i) for i in exercise_ids()}
+    assert all(n >= 2 for n in counts.values()), counts
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+
+@pytest.mark.parametrize("exercise_id", exercise_ids())
+def test_not_implemented_is_not_attempted_yet(exercise_id, capsys):
+    def unfinished(*args, **kwargs):
+        raise NotImplementedError(f"Exercise {exercise_id}")
+
+    result = check(exercise_id, unfinished)
+    out = capsys.readouterr().out
+    assert result.status == "not attempted" and not result and not result.attempted
+    assert "not attempted yet" in out and "Traceback" not in out
+
+
+def test_an_error_in_student_code_is_reported_briefly(capsys):
+    def broken(logits, k):
+        scale = 1 / 0
+        return logits * scale
+
+    result = check("3.1.2", broken, seed=0)
+    out = capsys.readouterr().out
+    assert result.status == "failed"
+    assert "ZeroDivisionError" in out and "line 2 of broken" in out and "scale = 1 / 0" in out
+    assert "Traceback" not in out
+
+
+def test_shape_and_dtype_mistakes_show_expected_and_actual(capsys):
+    assert not check("3.2.1", lambda t: F.softplus(-t).mean().reshape(1), seed=0)
+    assert "wrong shape: expected (), got (1,)" in capsys.readouterr().out
+    assert not check("3.3.3", lambda u, c, s: (u + s * (c - u)).double(), seed=0)
+    assert "wrong dtype: expected torch.float32, got torch.float64" in capsys.readouterr().out
+    assert not check("3.1.1", lambda q, k, v: q, seed=0)
+    assert "should be a tuple of 2 items" in capsys.readouterr().out
+    assert not check("1.2", lambda x: None, seed=0)
+    assert "should be a number" in capsys.readouterr().out
+
+
+def test_a_non_function_is_rejected_kindly(capsys):
+    assert not check("3.3.3", 42)
+    assert "check expects your function guided_noise" in capsys.readouterr().out
+
+
+def test_student_edits_to_inputs_do_not_change_the_reference():
+    def in_place(logits, k):
+        kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).values[..., -1:]
+        return logits.masked_fill_(logits < kth, float("-inf"))
+
+    assert check("3.1.2", in_place, seed=0, quiet=True)
+
+
+# ---------------------------------------------------------------------------- ids, hints, solutions
+
+
+@pytest.mark.parametrize("call", [lambda: check("9.9", print), lambda: hint("3.1"), lambda: solution("x")])
+def test_bad_ids_list_the_valid_ones(call):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert all(i in str(err.value) for i in exercise_ids())
+
+
+def test_hint_levels_grow_and_end_with_a_pointer_to_the_solution(capsys):
+    for exercise_id in exercise_ids():
+        levels = REGISTRY[exercise_id].hints
+        assert len(levels) >= 2
+        hint(exercise_id)
+        first = capsys.readouterr().out
+        hint(exercise_id, len(levels) + 5)
+        last = capsys.readouterr().out
+        assert levels[0] in first and f'hint("{exercise_id}", 2)' in first
+        assert levels[-1] in last and f'solution("{exercise_id}")' in last
+    with pytest.raises(ValueError, match="level"):
+        hint("3.1.1", 0)
+
+
+@pytest.mark.parametrize("exercise_id", exercise_ids())
+def test_solution_prints_the_notebook_code(exercise_id, capsys):
+    solution(exercise_id)
+    out = capsys.readouterr().out
+    assert f"def {REGISTRY[exercise_id].function}(" in out and BEGIN not in out
+
+
+# ---------------------------------------------------------------------------- generated files
+
+
+def test_each_chapter_notebook_has_three_to_six_exercises_and_covers_the_registry():
+    seen = []
+    for page in PAGES:
+        ids = list(exercise_cells(SOLUTIONS / page.notebook))
+        assert 3 <= len(ids) <= 6, (page.notebook, ids)
+        seen += ids
+    assert sorted(seen) == sorted(exercise_ids())
+
+
+def test_student_notebooks_are_up_to_date():
+    assert stale(ROOT) == [], "run: make exercises"
+    assert main(["check-built"]) == 0
+
+
+def test_generator_is_idempotent(tmp_path):
+    shutil.copytree(SOLUTIONS, tmp_path / "exercises" / "solutions")
+    first = build(tmp_path)
+    snapshot = {p: p.read_text(encoding="utf-8") for p in first}
+    assert len(first) == 2 * len(PAGES)
+    assert build(tmp_path) == [] and stale(tmp_path) == []
+    assert {p: p.read_text(encoding="utf-8") for p in first} == snapshot
+    for path in first:  # the same bytes as the committed copies
+        assert snapshot[path] == (ROOT / path.relative_to(tmp_path)).read_text(encoding="utf-8")
+
+
+def test_stale_detects_an_edited_solution(tmp_path):
+    shutil.copytree(SOLUTIONS, tmp_path / "exercises" / "solutions")
+    build(tmp_path)
+    nb = tmp_path / "exercises" / "solutions" / PAGES[0].notebook
+    nb.write_text(nb.read_text(encoding="utf-8").replace("Three exercises", "3 exercises"), encoding="utf-8")
+    assert tmp_path / "exercises" / "student" / PAGES[0].notebook in stale(tmp_path)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.notebook)
+def test_student_notebooks_hide_every_solution(page):
+    text = (STUDENT / page.notebook).read_text(encoding="utf-8")
+    assert BEGIN not in text and BEGIN_HIDDEN not in text
+    for exercise_id, parts in exercise_cells(SOLUTIONS / page.notebook).items():
+        assert f'raise NotImplementedError(\\"Exercise {exercise_id}: ' in text
+        body = [line.strip() for line in parts["solution"].splitlines()[2:] if line.strip()]
+        assert not any(line in text for line in body if line.startswith("return "))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.notebook)
+def test_book_pages_use_sphinx_exercise_with_folded_solutions(page):
+    text = (ROOT / page.page).read_text(encoding="utf-8")
+    ids = list(exercise_cells(SOLUTIONS / page.notebook))
+    assert text.startswith("# ") and "练习" in text.splitlines()[0]
+    assert text.count("::::{exercise}") == len(ids) == text.count(":class: dropdown")
+    for exercise_id in ids:
+        assert f":label: ex-{exercise_id.replace('.', '-')}" in text
+
+
+def test_exercise_pages_end_their_chapters_in_the_toc():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    chapters = {c["file"]: c for part in toc["parts"] for c in part.get("chapters", [])}
+    for page in PAGES:
+        folder = str(Path(page.page).parent)
+        chapter = chapters.get(f"{folder}/index")
+        if chapter is None:
+            continue  # the chapter is not in the book yet
+        assert chapter["sections"][-1]["file"] == f"{folder}/exercises", f"{folder}: exercises must come last"
+
+
+def test_student_book_config_hides_solutions(tmp_path):
+    out = tmp_path / "student.yml"
+    student_book_config(out)
+    config = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert config["sphinx"]["config"]["hide_solutions"] is True
+    assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
+
