@@ -1,0 +1,313 @@
+"""Scaled dot-product attention, written from the book's formula, and multi-head attention.
+
+The article's equation (3.1.2 / 4.1)::
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V
+
+Three implementations share one contract, so they can be swapped and compared:
+
+* :func:`scaled_dot_product_attention` -- the formula line by line; it materialises the
+  ``T x T`` weight matrix and returns it (for plots and for teaching).
+* :func:`blockwise_attention` -- walks the keys in blocks with an *online softmax* (the
+  FlashAttention idea): same output, but memory grows as ``T * block`` instead of ``T^2``.
+* ``torch.nn.functional.scaled_dot_product_attention`` -- PyTorch's fused kernel, the fast
+  path :class:`MultiHeadAttention` uses for training (``backend="sdpa"``).
+
+Masks follow PyTorch: a boolean mask is ``True`` where attention is *allowed*; a float mask
+is *added* to the scores (``-inf`` blocks). ``is_causal`` keeps key ``j <= i`` for query
+``i`` (top-left aligned, as in PyTorch).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+BACKENDS = ("sdpa", "manual", "blockwise")
+
+
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() < 2:
+            raise ValueError(f"{name} must have shape (..., T, d) with rank >= 2, got shape {tuple(t.shape)}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q and k must share the last dim d_k, got {q.shape[-1]} and {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same number of keys, got {k.shape[-2]} and {v.shape[-2]}")
+
+
+def causal_mask(t_q: int, t_k: int | None = None, device=None) -> torch.Tensor:
+    """Boolean ``(t_q, t_k)`` mask, ``True`` where key ``j <= i`` (top-left aligned)."""
+    t_k = t_q if t_k is None else t_k
+    return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril()
+
+
+def _as_additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean keep-mask -> additive mask of 0 / -inf; float masks pass through."""
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+    if not mask.is_floating_point():
+        raise ValueError(f"mask must be bool (True = keep) or float (additive), got dtype {mask.dtype}")
+    return mask.to(dtype)
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``softmax(Q K^T / sqrt(d_k)) V`` (book eq. 3.1.2), returning ``(output, weights)``.
+
+    Shapes: ``q`` is ``(..., T_q, d_k)``, ``k`` is ``(..., T_k, d_k)``, ``v`` is
+    ``(..., T_k, d_v)``; ``mask`` broadcasts to ``(..., T_q, T_k)``. Returns the output
+    ``(..., T_q, d_v)`` and the attention weights ``(..., T_q, T_k)`` (rows sum to 1;
+    taken before dropout). ``dropout_p`` drops weights at random, as in training.
+    """
+    _check_qkv(q, k, v)
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
+    if is_causal:
+        scores = scores.masked_fill(~causal_mask(t_q, t_k, device=q.device), float("-inf"))
+    if mask is not None:
+        try:
+            scores = scores + _as_additive(mask, scores.dtype)
+        except RuntimeError as err:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to scores {tuple(scores.shape)}"
+            ) from err
+    weights = torch.softmax(scores, dim=-1)
+    dropped = F.dropout(weights, p=dropout_p, training=True) if dropout_p > 0 else weights
+    return dropped @ v, weights
+
+
+def blockwise_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    block_size: int = 128,
+) -> torch.Tensor:
+    """Exact attention without the ``T_q x T_k`` matrix: keys in blocks, online softmax.
+
+    For each key block the running row maximum ``m``, normaliser ``l`` and weighted sum
+    ``acc`` are rescaled by ``exp(m_old - m_new)`` -- the identity that lets softmax be
+    computed in one streaming pass (Milakov & Gimelshein 2018; FlashAttention). Peak extra
+    memory is ``O(T_q * block_size)`` instead of ``O(T_q * T_k)``.
+    Shapes as in :func:`scaled_dot_product_attention`; returns ``(..., T_q, d_v)``.
+    """
+    _check_qkv(q, k, v)
+    if not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+    m = torch.full((*lead, t_q, 1), float("-inf"), dtype=q.dtype, device=q.device)
+    l_sum = torch.zeros((*lead, t_q, 1), dtype=q.dtype, device=q.device)
+    acc = torch.zeros((*lead, t_q, v.shape[-1]), dtype=q.dtype, device=q.device)
+    rows = torch.arange(t_q, device=q.device).unsqueeze(-1)  # (T_q, 1)
+    for start in range(0, t_k, block_size):
+        if is_causal and start > t_q - 1:
+            break  # every later key is in the future of every query
+        stop = min(start + block_size, t_k)
+        s = (q @ k[..., start:stop, :].transpose(-2, -1)) * scale  # (..., T_q, blk)
+        if is_causal and stop - 1 > 0:
+            cols = torch.arange(start, stop, device=q.device)
+            s = s.masked_fill(cols > rows, float("-inf"))
+        if mask is not None:
+            s = s + _as_additive(mask[..., start:stop] if mask.shape[-1] != 1 else mask, s.dtype)
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))
+        m_safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)  # rows masked so far
+        p = torch.exp(s - m_safe)
+        correction = torch.exp(m - m_safe)
+        l_sum = l_sum * correction + p.sum(dim=-1, keepdim=True)
+        acc = acc * correction + p @ v[..., start:stop, :]
+        m = m_new
+    return acc / l_sum
+
+
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+    backend: str = "sdpa",
+) -> torch.Tensor:
+    """Attention output ``(..., T_q, d_v)`` by the chosen ``backend`` -- one interface, three kernels.
+
+    ``"sdpa"`` is PyTorch's fused kernel (the fast path), ``"manual"`` the formula above,
+    ``"blockwise"`` the online-softmax walk (no dropout).
+    """
+    if backend == "sdpa":
+        _check_qkv(q, k, v)
+        if is_causal and mask is not None:  # torch takes one or the other
+            mask, is_causal = _combine(mask, causal_mask(q.shape[-2], k.shape[-2], device=q.device)), False
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
+    if backend == "manual":
+        return scaled_dot_product_attention(q, k, v, mask, is_causal, dropout_p)[0]
+    if backend == "blockwise":
+        if dropout_p > 0:
+            raise ValueError("the blockwise backend has no attention dropout; use dropout_p=0 or another backend")
+        return blockwise_attention(q, k, v, mask, is_causal)
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """Counts the bytes of tensor storages created inside the mode that are still alive."""
+
+    def __init__(self):
+        super().__init__()
+        self.live: dict[int, list[int]] = {}  # storage address -> [bytes, live tensors]
+        self.current = self.peak = 0
+
+    def _release(self, key: int) -> None:
+        entry = self.live[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.current -= entry[0]
+            del self.live[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                key = t.untyped_storage().data_ptr()
+                if key not in self.live:
+                    self.live[key] = [t.untyped_storage().nbytes(), 0]
+                    self.current += self.live[key][0]
+                    self.peak = max(self.peak, self.current)
+                self.live[key][1] += 1
+                weakref.finalize(t, self._release, key)
+        return out
+
+
+def peak_memory(fn: Callable[[], object]) -> int:
+    """Peak bytes of the tensors ``fn()`` creates and holds at once (inputs made outside excluded).
+
+    Every tensor an operator returns is tracked until it is freed, so the peak counts the
+    ``T x T`` score matrix of plain attention and only ``T x block`` for the blockwise one.
+    On CUDA, ``torch.cuda.max_memory_allocated`` gives the allocator's view of the same thing.
+    """
+    with torch.no_grad(), _LiveTensorBytes() as tracker:
+        result = fn()
+        del result
+    return tracker.peak
+
+
+def _combine(mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Intersect a user mask (bool or additive) with a boolean keep-mask."""
+    if mask.dtype == torch.bool:
+        return mask & keep
+    return _as_additive(mask, mask.dtype) + _as_additive(keep, mask.dtype)
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, for one attention layer.
+
+    Tensors ``(B, H, max_len, head_dim)`` are allocated once and filled in place, so a
+    decoding step costs one token's work instead of re-running the whole prefix.
+    """
+
+    def __init__(self, batch: int, num_heads: int, max_len: int, head_dim: int, device=None, dtype=None):
+        self.k = torch.zeros(batch, num_heads, max_len, head_dim, device=device, dtype=dtype)
+        self.v = torch.zeros_like(self.k)
+        self.length = 0
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[2]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k, v`` of shape ``(B, H, T, hd)``; return all keys/values so far."""
+        t = k.shape[2]
+        if self.length + t > self.max_len:
+            raise ValueError(f"KV cache overflow: {self.length} + {t} tokens > max_len {self.max_len}")
+        self.k[:, :, self.length : self.length + t] = k
+        self.v[:, :, self.length : self.length + t] = v
+        self.length += t
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head self-attention over ``x`` of shape ``(B, T, C)`` with ``C = d_model``.
+
+    One linear layer ``c_attn`` makes Q, K, V for all heads (GPT-2's layout); each head
+    attends in ``d_model / num_heads`` dimensions; ``c_proj`` mixes the heads back.
+    ``backend`` picks the kernel: ``"sdpa"`` (PyTorch fused, the fast path), ``"manual"``
+    (:func:`scaled_dot_product_attention`) or ``"blockwise"`` (:func:`blockwise_attention`).
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True, backend: str = "sdpa"):
+        super().__init__()
+        if not isinstance(num_heads, int) or num_heads < 1:
+            raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+        if not isinstance(d_model, int) or d_model < 1 or d_model % num_heads:
+            raise ValueError(f"d_model must be a positive int divisible by num_heads={num_heads}, got {d_model!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
+        self.dropout, self.backend = dropout, backend
+        self.c_attn = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.c_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def _split(self, t: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, H, T, hd)
+        b, n, _ = t.shape
+        return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        cache: KVCache | None = None,
+        need_weights: bool = False,
+    ):
+        """``x (B, T, C) -> (B, T, C)``; with ``need_weights`` also ``(B, H, T, T_k)`` weights.
+
+        With a ``cache`` the new keys/values are appended and the queries attend to every
+        cached token; causal masking then lines queries up with the *last* ``T`` keys.
+        """
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape (B, T, {self.d_model}), got {tuple(x.shape)}")
+        b, t, c = x.shape
+        q, k, v = self.c_attn(x).split(self.d_model, dim=2)
+        q, k, v = self._split(q), self._split(k), self._split(v)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.append(k, v)
+        if is_causal and past > 0 and t == 1:
+            is_causal = False  # one new query may see every cached key: nothing to mask
+        elif is_causal and past > 0:
+            # queries sit at positions past..past+t-1: keep key j <= past + i (bottom-right)
+            keep = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            mask = keep if mask is None else _combine(mask, keep)
+            is_causal = False
+        p = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            y, weights = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, dropout_p=p)
+        else:
+            y = attend(q, k, v, mask=mask, is_causal=is_causal, dropout_p=p, backend=self.backend)
+        y = y.transpose(1, 2).contiguous().view(b, t, c)  # re-assemble the heads
+        y = self.resid_dropout(self.c_proj(y))
+        return (y, weights) if need_weights else y
