@@ -45,6 +45,9 @@ MODALITIES: tuple[Modality, ...] = (
 TECHNIQUE_CHAPTERS: dict[str, str] = {
     "n-gram language model": "chapters/01_background/1_1_1_ngram_language_model",
     "neural language model": "chapters/01_background/1_1_2_neural_language_model",
+    "autoregressive Transformer (GPT)": "chapters/03_1_transformer/index",
+    "GAN": "chapters/03_2_gan/index",
+    "diffusion": "chapters/03_3_diffusion/index",
 }
 
 

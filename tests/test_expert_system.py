@@ -1,6 +1,11 @@
 import pytest
 
-from aigc_course.classic.expert_system import ExpertSystem, Rule, animal_rules, generative_route_rules
+from aigc_course.classic.expert_system import (
+    ExpertSystem,
+    Rule,
+    animal_rules,
+    generative_route_rules,
+)
 
 
 def test_forward_chaining_identifies_a_cheetah_with_explanation():
