@@ -1,0 +1,45 @@
+"""The training objective of a noise-prediction diffusion model (book eq. 4.4.8).
+
+:math:`L_\\text{simple} = \\mathbb E_{t, x_0, \\varepsilon}\\lVert \\varepsilon -
+\\varepsilon_\\theta(\\sqrt{\\bar\\alpha_t}x_0 + \\sqrt{1-\\bar\\alpha_t}\\varepsilon, t)\\rVert^2`,
+with ``t`` uniform over the ``T`` steps. For classifier-free guidance the label is replaced
+by the null label with probability ``p_uncond``, so one network learns both the conditional
+and the unconditional noise.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from aigc_course.diffusion.schedule import NoiseSchedule
+
+
+def noise_prediction_loss(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    x0: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    p_uncond: float = 0.0,
+    null_label: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """:math:`L_\\text{simple}` on a batch ``x0 (B, ...)`` with optional ``labels (B,)``; a scalar.
+
+    The timesteps, noise and label dropout are drawn from ``generator`` on the CPU (so a
+    run is repeatable on any device) and moved to ``x0``'s device.
+    """
+    if not 0.0 <= p_uncond <= 1.0:
+        raise ValueError(f"p_uncond must be in [0, 1], got {p_uncond}")
+    b = len(x0)
+    t = torch.randint(schedule.timesteps, (b,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    if labels is not None and p_uncond > 0:
+        if null_label is None:
+            raise ValueError("p_uncond > 0 needs the model's null_label")
+        drop = torch.rand(b, generator=generator) < p_uncond
+        labels = torch.where(drop.to(labels.device), torch.full_like(labels, null_label), labels)
+    noise, t = noise.to(x0.device), t.to(x0.device)
+    xt = schedule.q_sample(x0, t, noise)
+    return F.mse_loss(model(xt, t, labels), noise)

@@ -1,0 +1,196 @@
+"""Generating by repeated denoising: ancestral DDPM, DDIM and classifier-free guidance (section 3.3.3).
+
+Every sampler steps a *noise-prediction* model ``model(x (B, ...), t (B,), labels (B,) or None)``
+that returns :math:`\\hat\\varepsilon` of the shape of ``x``. One step goes from timestep ``t``
+to an earlier ``prev_t`` (``-1`` means clean data):
+
+* :func:`ddpm_step` -- the ancestral step of DDPM (eq. 4.4.6): the posterior mean with
+  :math:`\\hat x_0` plugged in, plus posterior noise;
+* :func:`ddim_step` -- DDIM's step (eq. 4.4.9) with :math:`\\sigma_t = \\eta\\,\\tilde\\beta_t^{1/2}`;
+  ``eta = 0`` is deterministic;
+* :func:`classifier_free_guidance` -- :math:`\\varepsilon = \\varepsilon_u + s(\\varepsilon_c-\\varepsilon_u)`,
+  diffusers' ``guidance_scale`` (``s = 1`` is the plain conditional model).
+
+The steps equal diffusers' ``DDPMScheduler.step`` and ``DDIMScheduler.step`` (with and without
+``clip_sample``) and :func:`inference_timesteps` its ``"leading"`` spacing; the tests check both.
+"""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from aigc_course.diffusion.schedule import NoiseSchedule
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+def inference_timesteps(num_train_timesteps: int, num_inference_steps: int) -> torch.Tensor:
+    """Diffusers' ``"leading"`` spacing: ``[0, r, 2r, ...]`` reversed, ``r = T // n``. ``(n,)`` long."""
+    if not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool):
+        raise ValueError(f"num_inference_steps must be an int, got {num_inference_steps!r}")
+    if not 1 <= num_inference_steps <= num_train_timesteps:
+        raise ValueError(
+            f"num_inference_steps must be between 1 and the {num_train_timesteps} training "
+            f"timesteps, got {num_inference_steps}"
+        )
+    ratio = num_train_timesteps // num_inference_steps
+    return (torch.arange(num_inference_steps) * ratio).flip(0)
+
+
+def _clip(x0_hat: torch.Tensor, clip_sample: float | None) -> torch.Tensor:
+    if clip_sample is None:
+        return x0_hat
+    if not clip_sample > 0:
+        raise ValueError(f"clip_sample must be a positive range or None, got {clip_sample}")
+    return x0_hat.clamp(-clip_sample, clip_sample)
+
+
+def ddpm_step(
+    schedule: NoiseSchedule,
+    eps: torch.Tensor,
+    t: int,
+    x: torch.Tensor,
+    prev_t: int | None = None,
+    noise: torch.Tensor | None = None,
+    clip_sample: float | None = None,
+) -> torch.Tensor:
+    """One ancestral step :math:`x_{t'} = \\tilde\\mu(\\hat x_0, x_t) + \\tilde\\beta^{1/2} z` (eq. 4.4.6).
+
+    ``x`` and ``eps`` are ``(B, ...)``. ``noise`` ``z`` is required unless ``prev_t == -1``
+    (the last step adds no noise). ``clip_sample = c`` clamps :math:`\\hat x_0` to ``[-c, c]``
+    first (diffusers' ``clip_sample``), for data known to lie in that range.
+    """
+    prev_t = int(t) - 1 if prev_t is None else max(int(prev_t), -1)  # below 0 means clean data
+    x0_hat = _clip(schedule.predict_x0(x, int(t), eps), clip_sample)
+    mean, variance = schedule.posterior(x0_hat, x, int(t), prev_t)
+    if prev_t < 0:
+        return mean
+    if noise is None:
+        raise ValueError("ddpm_step needs noise for every step except the last (prev_t = -1)")
+    return mean + variance.sqrt().to(x.device, x.dtype) * noise
+
+
+def ddim_step(
+    schedule: NoiseSchedule,
+    eps: torch.Tensor,
+    t: int,
+    x: torch.Tensor,
+    prev_t: int,
+    eta: float = 0.0,
+    noise: torch.Tensor | None = None,
+    clip_sample: float | None = None,
+) -> torch.Tensor:
+    """One DDIM step (eq. 4.4.9), for ``x`` and ``eps`` ``(B, ...)``:
+
+    :math:`x_{t'} = \\sqrt{\\bar\\alpha_{t'}}\\hat x_0 + \\sqrt{1-\\bar\\alpha_{t'}-\\sigma^2}\\,\\hat\\varepsilon + \\sigma z`,
+    :math:`\\sigma = \\eta\\sqrt{(1-\\bar\\alpha_{t'})/(1-\\bar\\alpha_t)\\,(1-\\bar\\alpha_t/\\bar\\alpha_{t'})}`.
+    ``clip_sample`` clamps :math:`\\hat x_0` only (the direction keeps :math:`\\hat\\varepsilon`), as diffusers does.
+    """
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    t = int(schedule.check_timesteps(t))
+    ab_t = schedule.alphas_cumprod[t]
+    ab_prev = schedule.alpha_bar(max(int(prev_t), -1))  # below 0 means clean data
+    x0_hat = _clip(schedule.predict_x0(x, t, eps), clip_sample)
+    variance = (1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)
+    sigma = eta * variance.sqrt()
+    direction = (1 - ab_prev - sigma**2).sqrt().to(x.device, x.dtype) * eps
+    out = ab_prev.sqrt().to(x.device, x.dtype) * x0_hat + direction
+    if eta > 0:
+        if noise is None:
+            raise ValueError("ddim_step with eta > 0 needs noise")
+        out = out + sigma.to(x.device, x.dtype) * noise
+    return out
+
+
+def classifier_free_guidance(
+    eps_uncond: torch.Tensor, eps_cond: torch.Tensor, guidance_scale: float
+) -> torch.Tensor:
+    """:math:`\\varepsilon_u + s(\\varepsilon_c-\\varepsilon_u)` (eq. 4.4.12); ``s = 1`` gives ``eps_cond``."""
+    if guidance_scale < 0:
+        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+    return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+
+
+def predict_noise(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    t: int,
+    labels: torch.Tensor | None = None,
+    null_label: int | None = None,
+    guidance_scale: float = 1.0,
+) -> torch.Tensor:
+    """The model's :math:`\\hat\\varepsilon` at timestep ``t`` for ``x (B, ...)``, guided when asked.
+
+    With ``labels`` and ``guidance_scale != 1`` the conditional and the null-label
+    (unconditional) passes run as one batch of ``2B``.
+    """
+    t_batch = torch.full((len(x),), int(t), device=x.device, dtype=torch.long)
+    if labels is None or guidance_scale == 1.0:
+        return model(x, t_batch, labels)
+    if null_label is None:
+        raise ValueError("guidance_scale != 1 needs the model's null_label")
+    nulls = torch.full_like(labels, null_label)
+    eps = model(torch.cat([x, x]), torch.cat([t_batch, t_batch]), torch.cat([labels, nulls]))
+    eps_cond, eps_uncond = eps.chunk(2)
+    return classifier_free_guidance(eps_uncond, eps_cond, guidance_scale)
+
+
+@torch.no_grad()
+def sample(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    shape: tuple[int, ...],
+    *,
+    labels: torch.Tensor | None = None,
+    null_label: int | None = None,
+    num_inference_steps: int | None = None,
+    sampler: str = "ddpm",
+    eta: float = 0.0,
+    guidance_scale: float = 1.0,
+    clip_sample: float | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+):
+    """Run the reverse process from :math:`x_T\\sim\\mathcal N(0, I)` of ``shape (B, ...)``.
+
+    ``num_inference_steps`` (default: all ``T``) uses diffusers' leading spacing for both
+    samplers; ``clip_sample`` clamps each step's :math:`\\hat x_0`. All noise is drawn on the
+    CPU from ``generator``, so a seed gives the same samples on every device. Returns ``x_0`` ``(B, ...)``, or ``(x_0, trajectory)`` with
+    ``trajectory`` ``(S+1, B, ...)`` on the CPU when ``return_trajectory`` is set.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
+    if guidance_scale < 0:
+        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    steps = schedule.timesteps if num_inference_steps is None else num_inference_steps
+    timesteps = inference_timesteps(schedule.timesteps, steps).tolist()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.long).to(device)
+        if labels.shape != (shape[0],):
+            raise ValueError(f"labels must have shape ({shape[0]},), got {tuple(labels.shape)}")
+
+    def randn() -> torch.Tensor:
+        return torch.randn(shape, generator=generator).to(device)
+
+    x = randn()
+    trajectory = [x.cpu()] if return_trajectory else None
+    ratio = schedule.timesteps // steps
+    for t in tqdm(timesteps, desc=f"{sampler}-{steps}", disable=not progress, leave=False):
+        prev_t = max(t - ratio, -1)
+        eps = predict_noise(model, x, t, labels, null_label, guidance_scale)
+        if sampler == "ddpm":
+            x = ddpm_step(schedule, eps, t, x, prev_t, randn() if prev_t >= 0 else None, clip_sample)
+        else:
+            x = ddim_step(schedule, eps, t, x, prev_t, eta, randn() if eta > 0 else None, clip_sample)
+        if trajectory is not None:
+            trajectory.append(x.cpu())
+    if trajectory is not None:
+        return x, torch.stack(trajectory)
+    return x
