@@ -1,0 +1,169 @@
+"""Ready-to-use samplers built from shipped checkpoints (``ring-gan``, ``grid-gan``, ``digits-cgan``).
+
+Checkpoints store the generator's weights under ``generator.*`` and its constructor
+arguments in ``config["generator"]``; :func:`aigc_course.pretrained.load` calls
+``from_checkpoint`` on the class registered for the name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from aigc_course.gan.models import Discriminator, Generator, ImageGenerator
+from aigc_course.pretrained import load_module_state
+
+
+def _rng(seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _generator_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return _prefixed(tensors, "generator.")
+
+
+@torch.no_grad()
+def rejection_sample(generator: Generator, discriminator: Discriminator, n: int,
+                     rng: torch.Generator | None = None, burn_in: int = 10_000,
+                     max_rounds: int = 1000) -> tuple[torch.Tensor, float]:
+    """Discriminator rejection sampling (Azadi et al., 2019): ``n`` accepted samples ``(n, 2)``.
+
+    For the optimal discriminator ``D*/(1 - D*) = p_data / p_g`` (Eq. 4.2), i.e. its logit is
+    ``log p_data(x) - log p_g(x)``. Accepting a fake ``x`` with probability
+    ``exp(logit(x) - M)``, ``M`` the largest logit seen, turns ``p_g`` into ``p_data`` -- as far
+    as D is optimal. Samples D is sure are fake (between the modes) are thrown away.
+    Returns the samples and the acceptance rate.
+    """
+    device = next(generator.parameters()).device
+    if discriminator.pack != 1:
+        raise ValueError("rejection sampling needs a discriminator with pack=1")
+
+    def draw(m: int):
+        z = torch.randn(m, generator.latent_dim, generator=rng).to(device)
+        x = generator(z)
+        return x, discriminator(x)
+
+    _, logits = draw(burn_in)
+    max_logit = logits.max()
+    kept, drawn, total = [], 0, 0
+    for _ in range(max_rounds):
+        x, logits = draw(max(2 * n, 1024))
+        max_logit = torch.maximum(max_logit, logits.max())
+        u = torch.rand(len(x), generator=rng).to(device)
+        accept = u < torch.exp(logits - max_logit)
+        kept.append(x[accept])
+        drawn += len(x)
+        total += int(accept.sum())
+        if total >= n:
+            break
+    else:
+        raise RuntimeError(f"rejection sampling accepted only {total} of {drawn} samples")
+    return torch.cat(kept)[:n], total / drawn
+
+
+class GANSampler:
+    """Samples 2-D points from a trained :class:`~aigc_course.gan.models.Generator`.
+
+    With a ``discriminator`` and ``rejection=True``, :meth:`sample` applies
+    :func:`rejection_sample` by default.
+    """
+
+    def __init__(self, generator: Generator, config: dict | None = None,
+                 discriminator: Discriminator | None = None, rejection: bool = False):
+        if rejection and discriminator is None:
+            raise ValueError("rejection=True needs a discriminator")
+        self.generator = generator.eval()
+        self.discriminator = None if discriminator is None else discriminator.eval()
+        self.rejection = rejection
+        self.config = dict(config or {})
+        self.acceptance_rate: float | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, rejection: bool | None = None) -> torch.Tensor:
+        """``n`` samples ``(n, 2)`` on the sampler's device; ``seed`` makes them repeatable.
+
+        ``rejection`` (default: the sampler's setting) filters the generator's samples with
+        discriminator rejection sampling; the acceptance rate lands in ``.acceptance_rate``.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        rejection = self.rejection if rejection is None else rejection
+        if rejection:
+            if self.discriminator is None:
+                raise ValueError("rejection=True needs a sampler built with a discriminator")
+            x, self.acceptance_rate = rejection_sample(self.generator, self.discriminator, n, _rng(seed))
+            return x
+        z = torch.randn(n, self.generator.latent_dim, generator=_rng(seed))
+        return self.generator(z.to(self.device))
+
+    @classmethod
+    def from_checkpoint(cls, tensors: dict, config: dict, device: torch.device | str = "cpu") -> GANSampler:
+        generator = Generator(**config["generator"])
+        load_module_state(generator, _generator_tensors(tensors))
+        discriminator = None
+        if "discriminator" in config:
+            discriminator = Discriminator(**config["discriminator"])
+            load_module_state(discriminator, _prefixed(tensors, "discriminator."))
+            discriminator = discriminator.to(device)
+        return cls(generator.to(device), config, discriminator, bool(config.get("rejection", False)))
+
+
+class ConditionalGANPipeline:
+    """``pipe(labels, seed=None)`` draws one 8x8 digit per label with a conditional generator."""
+
+    def __init__(self, generator: ImageGenerator, config: dict | None = None):
+        self.generator = generator.eval()
+        self.config = dict(config or {})
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @property
+    def num_classes(self) -> int:
+        return self.generator.num_classes
+
+    def _labels(self, labels) -> torch.Tensor:
+        if isinstance(labels, int) and not isinstance(labels, bool):
+            labels = [labels]
+        y = torch.as_tensor(labels)
+        if y.ndim != 1 or y.numel() == 0:
+            raise ValueError(f"labels must be an int or a non-empty 1-D sequence (N,), got shape {tuple(y.shape)}")
+        if y.dtype.is_floating_point or y.dtype == torch.bool:
+            raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+        if y.min() < 0 or y.max() >= self.num_classes:
+            raise ValueError(f"labels must lie in [0, {self.num_classes}), got {y.tolist()[:10]}")
+        return y.long()
+
+    @torch.no_grad()
+    def generate(self, labels: int | Sequence[int] | torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, 1, 8, 8)`` in [0, 1] for given latent codes ``z (N, latent_dim)``."""
+        y = self._labels(labels).to(self.device)
+        if z.ndim != 2 or len(z) != len(y):
+            raise ValueError(f"z must have shape ({len(y)}, latent_dim), got {tuple(z.shape)}")
+        return self.generator(z.to(self.device), y)
+
+    def __call__(self, labels: int | Sequence[int] | torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """One image per label: ``(N, 1, 8, 8)`` in [0, 1] on the pipeline's device."""
+        y = self._labels(labels)
+        z = torch.randn(len(y), self.generator.latent_dim, generator=_rng(seed))
+        return self.generate(y, z)
+
+    @classmethod
+    def from_checkpoint(cls, tensors: dict, config: dict, device: torch.device | str = "cpu") -> ConditionalGANPipeline:
+        generator = ImageGenerator(**config["generator"])
+        load_module_state(generator, _generator_tensors(tensors))
+        return cls(generator.to(device), config)

@@ -1,0 +1,64 @@
+"""The GAN objective in closed form (book Section 4.2), for numerical checks on 1-D densities.
+
+For a fixed generator the discriminator that maximises
+
+    V(D, G) = E_{x~p_data}[log D(x)] + E_{x~p_g}[log(1 - D(x))]
+
+is ``D*(x) = p_data(x) / (p_data(x) + p_g(x))``, and plugging it back gives
+
+    V(D*, G) = -log 4 + 2 * JSD(p_data || p_g),
+
+so the generator of the minimax game minimises the Jensen-Shannon divergence.
+Densities here are values on a uniform grid with spacing ``dx``; integrals are Riemann sums.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def gaussian_pdf(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """Density of ``N(mean, std^2)`` at ``x`` (any shape)."""
+    if not std > 0:
+        raise ValueError(f"std must be positive, got {std}")
+    return torch.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+
+
+def _check_pair(p: torch.Tensor, q: torch.Tensor) -> None:
+    if p.shape != q.shape:
+        raise ValueError(f"densities must have the same shape, got {tuple(p.shape)} and {tuple(q.shape)}")
+    if (p < 0).any() or (q < 0).any():
+        raise ValueError("densities must be non-negative")
+
+
+def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tensor:
+    """``D*(x) = p_data / (p_data + p_g)`` elementwise; 1/2 where both densities are 0."""
+    _check_pair(p_data, p_g)
+    total = p_data + p_g
+    return torch.where(total > 0, p_data / total.clamp_min(1e-300), torch.full_like(total, 0.5))
+
+
+def _xlogy(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.where(x > 0, x * torch.log(y.clamp_min(1e-300)), torch.zeros_like(x))
+
+
+def value_function(d: torch.Tensor, p_data: torch.Tensor, p_g: torch.Tensor, dx: float) -> torch.Tensor:
+    """``V(D, G) = int p_data log D + p_g log(1 - D) dx`` for ``D`` given on the same grid."""
+    _check_pair(p_data, p_g)
+    if d.shape != p_data.shape:
+        raise ValueError(f"d must have the densities' shape {tuple(p_data.shape)}, got {tuple(d.shape)}")
+    return (_xlogy(p_data, d) + _xlogy(p_g, 1 - d)).sum() * dx
+
+
+def kl_divergence(p: torch.Tensor, q: torch.Tensor, dx: float) -> torch.Tensor:
+    """``KL(p || q) = int p log(p / q) dx``."""
+    _check_pair(p, q)
+    return (_xlogy(p, p) - _xlogy(p, q)).sum() * dx
+
+
+def js_divergence(p: torch.Tensor, q: torch.Tensor, dx: float) -> torch.Tensor:
+    """``JSD(p || q) = KL(p || m) / 2 + KL(q || m) / 2`` with ``m = (p + q) / 2``; at most ``log 2``."""
+    m = 0.5 * (p + q)
+    return 0.5 * kl_divergence(p, m, dx) + 0.5 * kl_divergence(q, m, dx)

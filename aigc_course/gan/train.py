@@ -1,0 +1,154 @@
+"""The GAN training loop (book Section 3.2.3): alternating D and G updates.
+
+The loop exposes the three families of training tricks of the chapter as settings:
+
+* **balance of G and D** -- ``d_steps`` discriminator updates per generator update and
+  separate learning rates ``lr_d`` / ``lr_g`` (the two time-scale update rule, TTUR);
+* **architecture** -- chosen when building the nets (:mod:`aigc_course.gan.models`);
+* **regularisation and gradient handling** -- the loss (``"wgan"`` with ``gp_weight``,
+  ``"hinge"``...), the R1 penalty ``r1_weight`` (gamma), spectral norm in the nets, and an
+  exponential moving average of G's weights (``ema_decay``) used for sampling.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from aigc_course.gan.losses import (
+    LOSSES,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+    r1_penalty,
+)
+from aigc_course.training import History, run_steps
+
+RealSampler = Callable[[int, torch.Generator], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
+
+
+@dataclass
+class GANConfig:
+    """Hyper-parameters of :class:`GANTrainer`."""
+
+    loss: str = "non_saturating"
+    steps: int = 3000
+    batch_size: int = 256
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    d_steps: int = 1  # D updates per G update
+    gp_weight: float = 0.0  # WGAN-GP lambda
+    r1_weight: float = 0.0  # R1 gamma; D's loss gets + gamma/2 * R1
+    ema_decay: float = 0.0  # 0 = no moving average of G
+    lr_decay: bool = False  # decay both learning rates linearly to 0 over ``steps``
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.steps < 0 or self.batch_size < 1 or self.d_steps < 1:
+            raise ValueError("steps must be >= 0, batch_size and d_steps >= 1")
+        if self.lr_g <= 0 or self.lr_d <= 0:
+            raise ValueError(f"learning rates must be positive, got lr_g={self.lr_g}, lr_d={self.lr_d}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        self.betas = tuple(self.betas)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GANTrainer:
+    """Trains ``generator`` against ``discriminator`` on batches from ``sample_real``.
+
+    ``sample_real(batch_size, rng)`` returns real samples ``(B, ...)`` or, for a conditional
+    GAN, ``(samples, labels)``; fakes then use the same labels. All randomness comes from
+    one ``torch.Generator`` seeded with ``seed``, so a run is repeatable on the CPU.
+    """
+
+    def __init__(self, generator: torch.nn.Module, discriminator: torch.nn.Module,
+                 sample_real: RealSampler, config: GANConfig | None = None,
+                 device: torch.device | str = "cpu", seed: int = 0):
+        self.config = config or GANConfig()
+        self.device = torch.device(device)
+        self.G, self.D = generator.to(self.device), discriminator.to(self.device)
+        self.sample_real = sample_real
+        self.rng = torch.Generator().manual_seed(seed)
+        c = self.config
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c.lr_g, betas=c.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=c.betas)
+        self.schedulers = []
+        if c.lr_decay:
+            frac = lambda i: max(0.0, 1.0 - i / max(1, c.steps))  # noqa: E731
+            self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, frac) for o in (self.opt_g, self.opt_d)]
+        self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema_decay else None
+        self.history = History()
+
+    @property
+    def sampler_net(self) -> torch.nn.Module:
+        """The generator to sample from: the moving average when there is one."""
+        return self.ema if self.ema is not None else self.G
+
+    def _batch(self):
+        out = self.sample_real(self.config.batch_size, self.rng)
+        x, y = out if isinstance(out, tuple) else (out, None)
+        z = torch.randn(len(x), self.G.latent_dim, generator=self.rng)
+        to = self.device
+        return x.to(to), (None if y is None else y.to(to)), z.to(to)
+
+    def _fake(self, z, y):
+        return self.G(z) if y is None else self.G(z, y)
+
+    def _d(self, x, y):
+        return self.D(x) if y is None else self.D(x, y)
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        """``d_steps`` discriminator updates, then one generator update."""
+        c = self.config
+        self.G.train()
+        for _ in range(c.d_steps):
+            x, y, z = self._batch()
+            with torch.no_grad():
+                fake = self._fake(z, y)
+            d_loss = discriminator_loss(self._d(x, y), self._d(fake, y), c.loss)
+            total = d_loss
+            if c.gp_weight:
+                total = total + c.gp_weight * gradient_penalty(self.D, x, fake, y, generator=self.rng)
+            if c.r1_weight:
+                total = total + 0.5 * c.r1_weight * r1_penalty(self.D, x, y)
+            self.opt_d.zero_grad(set_to_none=True)
+            total.backward()
+            self.opt_d.step()
+        _, y, z = self._batch()
+        g_loss = generator_loss(self._d(self._fake(z, y), y), c.loss)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        for scheduler in self.schedulers:
+            scheduler.step()
+        if self.ema is not None:
+            with torch.no_grad():
+                for pe, p in zip(self.ema.parameters(), self.G.parameters(), strict=True):
+                    pe.lerp_(p, 1.0 - c.ema_decay)
+                for be, b in zip(self.ema.buffers(), self.G.buffers(), strict=True):
+                    be.copy_(b)
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+
+    def train(self, steps: int | None = None, *, progress: bool = True, desc: str = "GAN",
+              callback: Callable[[int], None] | None = None, every: int = 0) -> History:
+        """Run ``steps`` (default ``config.steps``) steps; ``callback(step)`` every ``every`` steps."""
+        steps = self.config.steps if steps is None else steps
+        start = len(self.history.loss)
+
+        def step_fn(i: int):
+            out = self.step(start + i)
+            if callback is not None and every and (i + 1) % every == 0:
+                callback(start + i + 1)
+            return out
+
+        run_steps(step_fn, steps, desc=desc, progress=progress, history=self.history)
+        self.G.eval()
+        return self.history
