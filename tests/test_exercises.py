@@ -284,6 +284,192 @@ PLANTED = [
 ]
 
 
+# ---- Part 4 planted mistakes (4.1, 4.2, 4.4)
+
+
+def padded_zero_after_softmax(q, k, v, keep):
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
+    return (w * keep[:, None, :]) @ v
+
+
+def padded_inverted(q, k, v, keep):
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(keep[:, None, :], float("-inf"))
+    return scores.softmax(-1) @ v
+
+
+def padded_zero_scores(q, k, v, keep):
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~keep[:, None, :], 0.0)
+    return scores.softmax(-1) @ v
+
+
+def _online(q, k, v, block_size, rescale_acc=True, rescale_l=True, stable=True):
+    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=q.dtype)
+    l_sum = torch.zeros_like(m)
+    acc = torch.zeros((*q.shape[:-1], v.shape[-1]), dtype=q.dtype)
+    for start in range(0, k.shape[-2], block_size):
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) / math.sqrt(q.shape[-1])
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True)) if stable else torch.zeros_like(m)
+        p, c = torch.exp(s - m_new), torch.exp(m - m_new) if stable else torch.ones_like(m)
+        l_sum = (l_sum * c if rescale_l else l_sum) + p.sum(-1, keepdim=True)
+        acc = (acc * c if rescale_acc else acc) + p @ v[..., start:start + block_size, :]
+        m = m_new
+    return acc / l_sum
+
+
+def online_no_acc_rescale(q, k, v, block_size):
+    return _online(q, k, v, block_size, rescale_acc=False)
+
+
+def online_no_l_rescale(q, k, v, block_size):
+    return _online(q, k, v, block_size, rescale_l=False)
+
+
+def online_no_running_max(q, k, v, block_size):
+    return _online(q, k, v, block_size, stable=False)
+
+
+def flops_one_matmul(batch, heads, seq_len, head_dim):
+    return 2 * batch * heads * seq_len * seq_len * head_dim
+
+
+def flops_t_d_swapped(batch, heads, seq_len, head_dim):
+    return 4 * batch * heads * seq_len * head_dim * head_dim
+
+
+def flops_per_head(batch, heads, seq_len, head_dim):
+    return 4 * seq_len**2 * head_dim
+
+
+def d_star_swapped(p_data, p_g):
+    total = p_data + p_g
+    return torch.where(total > 0, p_g / total.clamp_min(1e-300), torch.full_like(total, 0.5))
+
+
+def d_star_nan(p_data, p_g):
+    return p_data / (p_data + p_g)
+
+
+def d_star_ratio(p_data, p_g):
+    return p_data / p_g
+
+
+def value_no_dx(d, p_data, p_g, dx):
+    return (torch.xlogy(p_data, d) + torch.xlogy(p_g, 1 - d)).sum()
+
+
+def value_naive_log(d, p_data, p_g, dx):
+    return (p_data * torch.log(d) + p_g * torch.log(1 - d)).sum() * dx
+
+
+def value_swapped(d, p_data, p_g, dx):
+    return (torch.xlogy(p_data, 1 - d) + torch.xlogy(p_g, d)).sum() * dx
+
+
+def jsd_is_kl(p, q, dx):
+    return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum() * dx
+
+
+def jsd_no_half(p, q, dx):
+    m = 0.5 * (p + q)
+    return ((torch.xlogy(p, p) - torch.xlogy(p, m)).sum() + (torch.xlogy(q, q) - torch.xlogy(q, m)).sum()) * dx
+
+
+def jsd_bits(p, q, dx):
+    m = 0.5 * (p + q)
+    kl = (torch.xlogy(p, p) - torch.xlogy(p, m)).sum() * dx + (torch.xlogy(q, q) - torch.xlogy(q, m)).sum() * dx
+    return 0.5 * kl / math.log(2)
+
+
+def jsd_naive_log(p, q, dx):
+    m = 0.5 * (p + q)
+    return 0.5 * (p * torch.log(p / m)).sum() * dx + 0.5 * (q * torch.log(q / m)).sum() * dx
+
+
+def _posterior(schedule, x0, xt, t, ab_prev=None, variance="posterior"):
+    ab_t = schedule.alphas_cumprod[t]
+    ab_prev = schedule.alpha_bar(t - 1) if ab_prev is None else ab_prev
+    alpha = ab_t / ab_prev
+    beta = 1 - alpha
+    mean = ab_prev.sqrt() * beta / (1 - ab_t) * x0 + alpha.sqrt() * (1 - ab_prev) / (1 - ab_t) * xt
+    return mean, beta if variance == "beta" else (1 - ab_prev) / (1 - ab_t) * beta
+
+
+def posterior_negative_index(schedule, x0, xt, t):
+    return _posterior(schedule, x0, xt, t, ab_prev=schedule.alphas_cumprod[t - 1])
+
+
+def posterior_beta_variance(schedule, x0, xt, t):
+    return _posterior(schedule, x0, xt, t, variance="beta")
+
+
+def posterior_swapped(schedule, x0, xt, t):
+    return _posterior(schedule, xt, x0, t)
+
+
+def x0_no_divide(schedule, xt, t, eps):
+    ab = schedule.alphas_cumprod[t.cpu()].to(xt.device, xt.dtype).reshape(-1, *[1] * (xt.ndim - 1))
+    return xt - (1 - ab).sqrt() * eps
+
+
+def x0_plus(schedule, xt, t, eps):
+    ab = schedule.alphas_cumprod[t.cpu()].to(xt.device, xt.dtype).reshape(-1, *[1] * (xt.ndim - 1))
+    return (xt + (1 - ab).sqrt() * eps) / ab.sqrt()
+
+
+def x0_one_step_alpha(schedule, xt, t, eps):
+    a = schedule.alphas[t.cpu()].to(xt.device, xt.dtype).reshape(-1, *[1] * (xt.ndim - 1))
+    return (xt - (1 - a).sqrt() * eps) / a.sqrt()
+
+
+def snr_sqrt(schedule, t):
+    ab = schedule.alphas_cumprod[t]
+    return ab.sqrt() / (1 - ab).sqrt()
+
+
+def snr_inverted(schedule, t):
+    ab = schedule.alphas_cumprod[t]
+    return (1 - ab) / ab
+
+
+def snr_one_step(schedule, t):
+    a = schedule.alphas[t]
+    return a / (1 - a)
+
+
+PLANTED_PART4 = [
+    ("4.1.1", padded_zero_after_softmax, "after the softmax"),
+    ("4.1.1", padded_inverted, "mask is inverted"),
+    ("4.1.1", padded_zero_scores, "exp(0) = 1"),
+    ("4.1.2", online_no_acc_rescale, "accumulator acc is not rescaled"),
+    ("4.1.2", online_no_l_rescale, "normaliser l is not rescaled"),
+    ("4.1.2", online_no_running_max, "overflows"),
+    ("4.1.3", flops_one_matmul, "one of the two matrix products"),
+    ("4.1.3", flops_t_d_swapped, "T and d are swapped"),
+    ("4.1.3", flops_per_head, "batch size B and the number of heads H"),
+    ("4.2.1", d_star_swapped, "swapped"),
+    ("4.2.1", d_star_nan, "NaN where both densities are 0"),
+    ("4.2.1", d_star_ratio, "likelihood ratio"),
+    ("4.2.2", value_no_dx, "grid spacing dx"),
+    ("4.2.2", value_naive_log, "0·log 0"),
+    ("4.2.2", value_swapped, "log terms are swapped"),
+    ("4.2.3", jsd_is_kl, "KL(p ‖ q)"),
+    ("4.2.3", jsd_no_half, "factor 1/2"),
+    ("4.2.3", jsd_bits, "bits"),
+    ("4.2.3", jsd_naive_log, "the JSD is NaN"),
+    ("4.4.1", posterior_negative_index, "alphas_cumprod[-1]"),
+    ("4.4.1", posterior_beta_variance, "the variance is β_t"),
+    ("4.4.1", posterior_swapped, "coefficients of x₀ and x_t are swapped"),
+    ("4.4.2", x0_no_divide, "did not divide by √ᾱ_t"),
+    ("4.4.2", x0_plus, "wrong sign"),
+    ("4.4.2", x0_one_step_alpha, "cumulative"),
+    ("4.4.3", snr_sqrt, "ratio of the *coefficients*"),
+    ("4.4.3", snr_inverted, "upside down"),
+    ("4.4.3", snr_one_step, "cumulative"),
+]
+
+PLANTED += PLANTED_PART4
+
+
 @pytest.mark.parametrize(("exercise_id", "wrong", "message"), PLANTED, ids=[f"{i}-{f.__name__}" for i, f, _ in PLANTED])
 def test_checker_rejects_planted_mistake_with_its_message(exercise_id, wrong, message, capsys):
     # on the CPU: some planted answers also forget the device, which is not the mistake tested here

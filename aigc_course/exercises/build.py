@@ -43,6 +43,12 @@ PAGES = [
     Page("ch3_2_gan.ipynb", "chapters/03_2_gan/exercises.md", "3.2 Exercises: GAN losses (练习)"),
     Page("ch3_3_diffusion.ipynb", "chapters/03_3_diffusion/exercises.md",
          "3.3 Exercises: diffusion (练习)"),
+    Page("ch4_1_attention_math.ipynb", "chapters/04_1_attention_math/exercises.md",
+         "4.1 Exercises: the mathematics of attention (练习)"),
+    Page("ch4_2_gan_math.ipynb", "chapters/04_2_gan_math/exercises.md",
+         "4.2 Exercises: the GAN objective (练习)"),
+    Page("ch4_4_diffusion_math.ipynb", "chapters/04_4_diffusion_math/exercises.md",
+         "4.4 Exercises: the diffusion posterior and SNR (练习)"),
 ]
 
 
