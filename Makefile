@@ -68,8 +68,11 @@ book-student: install
 benchmarks: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Re-pin the tested set from .venv, keeping the header; torch's local tag (+cpu) is dropped so
+# the same pin also admits CUDA builds of that release.
 constraints: install
-	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > $(CONSTRAINTS).new
+	grep '^#' $(CONSTRAINTS) > $(CONSTRAINTS).new
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' >> $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean:
