@@ -4,7 +4,8 @@
 * :mod:`~aigc_course.gan.losses` -- minimax, non-saturating, WGAN and hinge losses; WGAN-GP and R1.
 * :mod:`~aigc_course.gan.train` -- the training loop (D:G ratio, TTUR, EMA, lr decay).
 * :mod:`~aigc_course.gan.theory` -- the optimal discriminator and the JSD on 1-D densities (Eq. 4.2).
-* :mod:`~aigc_course.gan.pipelines` -- samplers for the shipped checkpoints, rejection sampling.
+* :mod:`~aigc_course.gan.rejection` -- discriminator rejection sampling and its fitted critic.
+* :mod:`~aigc_course.gan.pipelines` -- samplers for the shipped checkpoints.
 * :mod:`~aigc_course.gan.recipes` -- the named recipes of the mode-coverage table.
 """
 
@@ -22,7 +23,8 @@ from aigc_course.gan.models import (
     ImageGenerator,
     MinibatchStd,
 )
-from aigc_course.gan.pipelines import ConditionalGANPipeline, GANSampler, rejection_sample
+from aigc_course.gan.pipelines import ConditionalGANPipeline, GANSampler
+from aigc_course.gan.rejection import fit_rejection_critic, rejection_sample
 from aigc_course.gan.theory import (
     gaussian_pdf,
     js_divergence,
@@ -35,6 +37,7 @@ from aigc_course.gan.train import GANConfig, GANTrainer
 __all__ = [
     "LOSSES", "ConditionalGANPipeline", "Discriminator", "GANConfig", "GANSampler", "GANTrainer",
     "Generator", "ImageDiscriminator", "ImageGenerator", "MinibatchStd", "discriminator_loss",
+    "fit_rejection_critic",
     "gaussian_pdf", "generator_loss", "gradient_penalty", "js_divergence", "kl_divergence",
     "optimal_discriminator", "r1_penalty", "rejection_sample", "value_function",
 ]

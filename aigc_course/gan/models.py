@@ -83,24 +83,39 @@ class Discriminator(nn.Module):
     ``m * in_dim`` (PacGAN), so D judges sets of samples and can spot missing variety.
     With ``num_classes > 0`` the label enters by projection:
     ``logit = w . h + embed(y) . h`` (Miyato & Koyama, 2018).
+
+    ``fourier_features = F > 0`` feeds ``[x, sin(x B), cos(x B)]`` with a fixed random
+    ``B (in_dim, F)`` of scale ``fourier_scale`` instead of ``x`` alone (Tancik et al., 2020):
+    a plain MLP on raw coordinates learns sharp, narrow bumps only slowly, and the density
+    ratio of a tight mixture is exactly such a function (see :mod:`aigc_course.gan.rejection`).
     """
 
     def __init__(self, in_dim: int = 2, hidden: int = 128, depth: int = 3, pack: int = 1,
                  spectral_norm: bool = False, minibatch_std: bool = False, num_classes: int = 0,
-                 data_scale: float = 1.0):
+                 data_scale: float = 1.0, fourier_features: int = 0, fourier_scale: float = 1.0):
         super().__init__()
         if min(in_dim, hidden, depth, pack) < 1:
             raise ValueError("in_dim, hidden, depth and pack must all be >= 1")
         if not data_scale > 0:
             raise ValueError(f"data_scale must be positive, got {data_scale}")
+        if fourier_features < 0 or not fourier_scale > 0:
+            raise ValueError(f"fourier_features must be >= 0 and fourier_scale > 0, "
+                             f"got {fourier_features} and {fourier_scale}")
         self.data_scale = data_scale
         if num_classes and pack != 1:
             raise ValueError("a conditional discriminator needs pack=1")
         self.config = dict(in_dim=in_dim, hidden=hidden, depth=depth, pack=pack,
                            spectral_norm=spectral_norm, minibatch_std=minibatch_std,
-                           num_classes=num_classes, data_scale=data_scale)
+                           num_classes=num_classes, data_scale=data_scale,
+                           fourier_features=fourier_features, fourier_scale=fourier_scale)
         self.in_dim, self.pack, self.num_classes = in_dim, pack, num_classes
-        layers, width = [], in_dim * pack
+        proj = None
+        if fourier_features:
+            proj = torch.randn(in_dim, fourier_features, generator=torch.Generator().manual_seed(0))
+            proj = proj * fourier_scale
+        # a buffer, so the checkpoint carries the projection and no seed has to match
+        self.register_buffer("fourier", proj)
+        layers, width = [], (in_dim + 2 * fourier_features) * pack
         for _ in range(depth):
             layers += [_sn(nn.Linear(width, hidden), spectral_norm), nn.LeakyReLU(0.2)]
             width = hidden
@@ -116,7 +131,10 @@ class Discriminator(nn.Module):
             raise ValueError(f"batch size {len(x)} must be a multiple of pack={self.pack}")
         _check_labels(labels, self.num_classes, len(x))
         x = x / self.data_scale
-        h = self.body(x.reshape(len(x) // self.pack, self.pack * self.in_dim))
+        if self.fourier is not None:
+            angles = x @ self.fourier
+            x = torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=1)
+        h = self.body(x.reshape(len(x) // self.pack, self.pack * x.shape[1]))
         if self.embed is not None:
             proj = (self.embed(labels) * h).sum(dim=1)
         if self.mbstd is not None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from aigc_course.gan.models import Discriminator, Generator, ImageGenerator
+from aigc_course.gan.rejection import rejection_sample
 from aigc_course.pretrained import load_module_state
 
 
@@ -31,56 +32,22 @@ def _generator_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return _prefixed(tensors, "generator.")
 
 
-@torch.no_grad()
-def rejection_sample(generator: Generator, discriminator: Discriminator, n: int,
-                     rng: torch.Generator | None = None, burn_in: int = 10_000,
-                     max_rounds: int = 1000) -> tuple[torch.Tensor, float]:
-    """Discriminator rejection sampling (Azadi et al., 2019): ``n`` accepted samples ``(n, 2)``.
-
-    For the optimal discriminator ``D*/(1 - D*) = p_data / p_g`` (Eq. 4.2), i.e. its logit is
-    ``log p_data(x) - log p_g(x)``. Accepting a fake ``x`` with probability
-    ``exp(logit(x) - M)``, ``M`` the largest logit seen, turns ``p_g`` into ``p_data`` -- as far
-    as D is optimal. Samples D is sure are fake (between the modes) are thrown away.
-    Returns the samples and the acceptance rate.
-    """
-    device = next(generator.parameters()).device
-    if discriminator.pack != 1:
-        raise ValueError("rejection sampling needs a discriminator with pack=1")
-
-    def draw(m: int):
-        z = torch.randn(m, generator.latent_dim, generator=rng).to(device)
-        x = generator(z)
-        return x, discriminator(x)
-
-    _, logits = draw(burn_in)
-    max_logit = logits.max()
-    kept, drawn, total = [], 0, 0
-    for _ in range(max_rounds):
-        x, logits = draw(max(2 * n, 1024))
-        max_logit = torch.maximum(max_logit, logits.max())
-        u = torch.rand(len(x), generator=rng).to(device)
-        accept = u < torch.exp(logits - max_logit)
-        kept.append(x[accept])
-        drawn += len(x)
-        total += int(accept.sum())
-        if total >= n:
-            break
-    else:
-        raise RuntimeError(f"rejection sampling accepted only {total} of {drawn} samples")
-    return torch.cat(kept)[:n], total / drawn
-
-
 class GANSampler:
     """Samples 2-D points from a trained :class:`~aigc_course.gan.models.Generator`.
 
-    With a ``discriminator`` and ``rejection=True``, :meth:`sample` applies
-    :func:`rejection_sample` by default.
+    With a ``discriminator`` (the GAN's own, or a critic from
+    :func:`~aigc_course.gan.rejection.fit_rejection_critic`) and ``rejection=True``,
+    :meth:`sample` applies :func:`rejection_sample` by default, with ``quantile`` as its bound.
     """
 
     def __init__(self, generator: Generator, config: dict | None = None,
-                 discriminator: Discriminator | None = None, rejection: bool = False):
+                 discriminator: Discriminator | None = None, rejection: bool = False,
+                 quantile: float | None = None):
         if rejection and discriminator is None:
             raise ValueError("rejection=True needs a discriminator")
+        if quantile is not None and not 0 < quantile <= 1:
+            raise ValueError(f"quantile must be in (0, 1] or None, got {quantile}")
+        self.quantile = quantile
         self.generator = generator.eval()
         self.discriminator = None if discriminator is None else discriminator.eval()
         self.rejection = rejection
@@ -104,7 +71,8 @@ class GANSampler:
         if rejection:
             if self.discriminator is None:
                 raise ValueError("rejection=True needs a sampler built with a discriminator")
-            x, self.acceptance_rate = rejection_sample(self.generator, self.discriminator, n, _rng(seed))
+            x, self.acceptance_rate = rejection_sample(self.generator, self.discriminator, n, _rng(seed),
+                                                       quantile=self.quantile)
             return x
         z = torch.randn(n, self.generator.latent_dim, generator=_rng(seed))
         return self.generator(z.to(self.device))
@@ -118,7 +86,8 @@ class GANSampler:
             discriminator = Discriminator(**config["discriminator"])
             load_module_state(discriminator, _prefixed(tensors, "discriminator."))
             discriminator = discriminator.to(device)
-        return cls(generator.to(device), config, discriminator, bool(config.get("rejection", False)))
+        return cls(generator.to(device), config, discriminator, bool(config.get("rejection", False)),
+                   config.get("rejection_quantile"))
 
 
 class ConditionalGANPipeline:

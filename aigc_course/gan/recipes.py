@@ -7,7 +7,9 @@ benchmark and the checkpoint scripts all train exactly the same thing:
 * ``"non_saturating"`` -- the same with the non-saturating generator loss;
 * ``"wgan_gp"`` -- the Wasserstein critic with gradient penalty, 5 critic steps per G step;
 * ``"best"`` -- the course's recipe: non-saturating loss, a large batch, a higher learning
-  rate decayed linearly to zero, and discriminator rejection sampling at sampling time.
+  rate decayed linearly to zero; then a rejection critic fitted to the trained generator
+  (:func:`aigc_course.gan.rejection.fit_rejection_critic`) and discriminator rejection
+  sampling with it at sampling time.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from aigc_course.data import grid_gaussians, ring_gaussians
 from aigc_course.gan.models import Discriminator, Generator
 from aigc_course.gan.pipelines import GANSampler
+from aigc_course.gan.rejection import fit_rejection_critic
 from aigc_course.gan.train import GANConfig, GANTrainer
 from aigc_course.metrics.modes import NUM_EVAL_SAMPLES, ModeCoverage, grid_coverage, ring_coverage
 
@@ -39,6 +42,8 @@ class ToyRecipe:
     discriminator: dict = field(default_factory=lambda: dict(hidden=128, depth=3))
     rejection: bool = False  # discriminator rejection sampling when sampling
     per_dataset: dict = field(default_factory=dict)  # e.g. {"grid": {"steps": 6000}}
+    critic: dict | None = None  # fit_rejection_critic settings; None: reject with the GAN's own D
+    quantile: float | None = None  # rejection_sample's bound
 
 
 RECIPES: dict[str, ToyRecipe] = {
@@ -48,9 +53,10 @@ RECIPES: dict[str, ToyRecipe] = {
                                                        lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999))),
     "wgan_gp": ToyRecipe("wgan_gp", dict(loss="wgan", steps=500, batch_size=256, lr_g=5e-4, lr_d=5e-4,
                                          betas=(0.5, 0.9), d_steps=5, gp_weight=0.1)),
-    "best": ToyRecipe("best", dict(loss="non_saturating", steps=6000, batch_size=512, lr_g=1e-3,
+    "best": ToyRecipe("best", dict(loss="non_saturating", steps=2000, batch_size=512, lr_g=1e-3,
                                    lr_d=1e-3, betas=(0.5, 0.9), lr_decay=True), rejection=True,
-                      per_dataset={"grid": {"steps": 10000}}),
+                      per_dataset={"grid": {"steps": 3000}},
+                      critic=dict(steps=1500, batch_size=512, lr=1e-3), quantile=0.9995),
 }
 
 
@@ -91,10 +97,29 @@ def train_toy_gan(dataset: str, recipe: str | ToyRecipe = "best", seed: int = 0,
     return trainer
 
 
-def toy_sampler(trainer: GANTrainer, rejection: bool = False) -> GANSampler:
-    """A :class:`GANSampler` over the trainer's generator (and discriminator, for rejection)."""
-    D = trainer.D.eval() if rejection or trainer.D.pack == 1 else None
-    return GANSampler(trainer.sampler_net.eval(), {"generator": trainer.G.config}, D, rejection)
+def fit_toy_critic(trainer: GANTrainer, dataset: str, recipe: str | ToyRecipe = "best", seed: int = 0,
+                   progress: bool = True):
+    """Fit the recipe's rejection critic to the trained generator (``recipe.critic`` settings).
+
+    Returns the critic (a :class:`~aigc_course.gan.models.Discriminator`) and its loss history.
+    """
+    r = _check(dataset, recipe)
+    if r.critic is None:
+        raise ValueError(f"recipe {r.name!r} has no rejection critic (its critic setting is None)")
+    sample_data = TOY_DATASETS[dataset][0]
+    return fit_rejection_critic(trainer.sampler_net, lambda b, rng: sample_data(b, generator=rng),
+                                seed=seed, progress=progress, **r.critic)
+
+
+def toy_sampler(trainer: GANTrainer, rejection: bool = False, critic=None,
+                quantile: float | None = None) -> GANSampler:
+    """A :class:`GANSampler` over the trainer's generator.
+
+    Rejection uses ``critic`` when given (see :func:`fit_toy_critic`), else the GAN's own
+    discriminator; ``quantile`` is :func:`~aigc_course.gan.rejection.rejection_sample`'s bound.
+    """
+    D = critic if critic is not None else (trainer.D.eval() if rejection or trainer.D.pack == 1 else None)
+    return GANSampler(trainer.sampler_net.eval(), {"generator": trainer.G.config}, D, rejection, quantile)
 
 
 def evaluate_toy(sampler: GANSampler, dataset: str, seed: int = 1234) -> ModeCoverage:
