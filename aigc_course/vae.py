@@ -1,0 +1,360 @@
+"""The variational autoencoder (Chapter 3.4; the mathematics is Chapter 4.3).
+
+An encoder maps x to a Gaussian posterior q(z|x) = N(mu, diag(exp(logvar))); the
+*reparameterisation trick* z = mu + sigma * eps (eq. 4.3.4) lets gradients flow through the
+sample; a decoder gives the likelihood p(x|z); the prior is p(z) = N(0, I). Training
+maximises the evidence lower bound (ELBO, eq. 4.3.2)
+
+    ELBO(x) = E_q[log p(x|z)] - beta * KL(q(z|x) || p(z)),   beta = 1 gives a true bound,
+
+and the importance-weighted bound of Burda et al. (2016, eq. 4.3.6),
+
+    L_K(x) = E[log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x)],  z_k ~ q(z|x),
+
+tightens towards log p(x) as K grows (L_1 = ELBO).
+
+Likelihoods (all log-probabilities are in nats, summed over dimensions):
+
+* ``"gaussian"`` (2-D data): a diagonal Gaussian density with a learned per-example variance.
+* ``"binomial"`` (8x8 digits, the default): sklearn's digit pixels are integers k = 0..16
+  (the package stores k/16), so each pixel is ``Binomial(16, p)``: a real *discrete*
+  distribution over the 17 levels, and log p(x) is directly comparable with any other discrete
+  model over the same 17 levels (e.g. an autoregressive pixel model).
+* ``"categorical"`` (8x8 digits): a free 17-way categorical per pixel; also discrete.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aigc_course.pretrained import load_module_state
+
+LEVELS = 16  # digit pixels are k / 16 with k in 0..16
+LIKELIHOODS = {"2d": ("gaussian",), "digits": ("binomial", "categorical")}
+_MIN_LOGVAR = -9.0  # the decoder's Gaussian std never drops below exp(-4.5) ~ 0.011
+
+
+# ---------------------------------------------------------------------- Gaussian helpers
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
+                   generator: torch.Generator | None = None,
+                   eps: torch.Tensor | None = None) -> torch.Tensor:
+    """z = mu + exp(logvar / 2) * eps with eps ~ N(0, I) (eq. 4.3.4); any shape ``(..., D)``.
+
+    The randomness is in eps only, so z is a differentiable function of (mu, logvar).
+    Pass ``eps`` (same shape as ``mu``) to use given noise instead of drawing it.
+    """
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} "
+                         f"and {tuple(logvar.shape)}")
+    if eps is None:
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    elif eps.shape != mu.shape:
+        raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, mu_p: torch.Tensor | None = None,
+                logvar_p: torch.Tensor | None = None) -> torch.Tensor:
+    """Closed-form KL(N(mu, e^logvar) || N(mu_p, e^logvar_p)) for diagonal Gaussians (eq. 4.3.3).
+
+    ``mu, logvar``: ``(..., D)``; the prior defaults to N(0, I). Returns ``(...)``, in nats:
+    1/2 sum_d [logvar_p - logvar + (e^logvar + (mu - mu_p)^2) / e^logvar_p - 1].
+    """
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} "
+                         f"and {tuple(logvar.shape)}")
+    mu_p = torch.zeros_like(mu) if mu_p is None else mu_p
+    logvar_p = torch.zeros_like(logvar) if logvar_p is None else logvar_p
+    terms = logvar_p - logvar + (logvar.exp() + (mu - mu_p) ** 2) / logvar_p.exp() - 1.0
+    return 0.5 * terms.sum(-1)
+
+
+def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(x; mu, diag(e^logvar)) summed over the last dimension: ``(..., D) -> (...)``."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + (x - mu) ** 2 / logvar.exp()).sum(-1)
+
+
+def iw_bound(log_weights: torch.Tensor) -> torch.Tensor:
+    """The importance-weighted bound from log weights ``(K, B)`` -> ``(B,)`` (eq. 4.3.6):
+    log (1/K) sum_k w_k = logsumexp_k log w_k - log K, computed without overflow."""
+    if log_weights.dim() < 1 or log_weights.shape[0] < 1:
+        raise ValueError(f"log_weights must have shape (K, ...) with K >= 1, got {tuple(log_weights.shape)}")
+    return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
+
+
+def binomial_log_prob(k: torch.Tensor, logits: torch.Tensor, n: int = LEVELS) -> torch.Tensor:
+    """log Binomial(k; n, sigmoid(logits)) elementwise (no sum); k integer-valued floats."""
+    log_choose = math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
+    return log_choose + k * F.logsigmoid(logits) + (n - k) * F.logsigmoid(-logits)
+
+
+def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inp, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                         nn.Linear(hidden, out))
+
+
+# ---------------------------------------------------------------------- the model
+
+
+class VAE(nn.Module):
+    """An MLP VAE for 2-D points ``(B, 2)`` or 8x8 digits ``(B, 1, 8, 8)`` in [0, 1].
+
+    ``data``: ``"2d"`` or ``"digits"``; ``likelihood``: see the module docstring (default
+    ``"gaussian"`` for 2-D, ``"binomial"`` for digits). Build one with :func:`make_vae`.
+    """
+
+    def __init__(self, data: str = "digits", latent_dim: int = 16, hidden: int = 256,
+                 likelihood: str | None = None):
+        super().__init__()
+        if data not in LIKELIHOODS:
+            raise ValueError(f"data must be one of {sorted(LIKELIHOODS)}, got {data!r}")
+        likelihood = LIKELIHOODS[data][0] if likelihood is None else likelihood
+        if likelihood not in LIKELIHOODS[data]:
+            raise ValueError(f"likelihood for data={data!r} must be one of {LIKELIHOODS[data]}, "
+                             f"got {likelihood!r}")
+        for arg, value in (("latent_dim", latent_dim), ("hidden", hidden)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{arg} must be a positive int, got {value!r}")
+        self.data, self.likelihood = data, likelihood
+        self.latent_dim, self.hidden = latent_dim, hidden
+        self.x_dim = 2 if data == "2d" else 64
+        out = {"gaussian": 2 * self.x_dim, "binomial": self.x_dim,
+               "categorical": self.x_dim * (LEVELS + 1)}[likelihood]
+        self.encoder = _mlp(self.x_dim, hidden, 2 * latent_dim)
+        self.decoder = _mlp(latent_dim, hidden, out)
+
+    @property
+    def config(self) -> dict:
+        return {"data": self.data, "latent_dim": self.latent_dim, "hidden": self.hidden,
+                "likelihood": self.likelihood}
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return (2,) if self.data == "2d" else (1, 8, 8)
+
+    # -- input checks: a clear ValueError naming the argument
+    def _check_x(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 1 + len(self.data_shape) \
+                or tuple(x.shape[1:]) != self.data_shape:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must have shape (B, {', '.join(map(str, self.data_shape))}) "
+                             f"for data={self.data!r}, got {got}")
+        if not torch.isfinite(x).all():
+            raise ValueError("x must be finite (found NaN or inf)")
+        if self.data == "digits":
+            if x.min() < 0 or x.max() > 1:
+                raise ValueError(f"x must hold pixel values in [0, 1] (k/16), got range "
+                                 f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
+            k = x * LEVELS
+            if (k - k.round()).abs().max() > 1e-3:
+                raise ValueError("x must hold pixel values on the 17-level grid k/16 (k = 0..16) "
+                                 "for the discrete likelihood; round with (x * 16).round() / 16")
+        return x.to(next(self.parameters()).device, torch.float32).flatten(1)
+
+    def _check_z(self, z: torch.Tensor) -> torch.Tensor:
+        if not isinstance(z, torch.Tensor) or z.dim() < 2 or z.shape[-1] != self.latent_dim:
+            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"z must have shape (B, {self.latent_dim}), got {got}")
+        return z
+
+    # -- the two halves
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x): ``x (B, *data_shape)`` -> ``(mu, logvar)``, each ``(B, latent_dim)``."""
+        h = self.encoder(self._check_x(x) * 2 - 1 if self.data == "digits" else self._check_x(x))
+        mu, logvar = h.chunk(2, dim=-1)
+        return mu, logvar.clamp(-12.0, 8.0)
+
+    def _decoder_params(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self._check_z(z))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x|z): ``z (..., B, latent_dim)`` -> ``(..., B, *data_shape)``.
+
+        For digits the mean is in [0, 1] (E[k] / 16), on the same scale as the data.
+        """
+        out = self._decoder_params(z)
+        lead = out.shape[:-1]
+        if self.likelihood == "gaussian":
+            mean = out[..., : self.x_dim]
+        elif self.likelihood == "binomial":
+            mean = torch.sigmoid(out)
+        else:
+            probs = out.unflatten(-1, (self.x_dim, LEVELS + 1)).softmax(-1)
+            mean = (probs * torch.arange(LEVELS + 1, device=z.device)).sum(-1) / LEVELS
+        return mean.reshape(*lead, *self.data_shape)
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) in nats: ``x (B, *data_shape)``, ``z (..., B, latent_dim)`` -> ``(..., B)``."""
+        return self._log_px(self._check_x(x), z)
+
+    def _log_px(self, flat_x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        out = self._decoder_params(z)
+        if self.likelihood == "gaussian":
+            mean, raw = out.chunk(2, dim=-1)
+            logvar = _MIN_LOGVAR + F.softplus(raw - _MIN_LOGVAR)
+            return gaussian_log_prob(flat_x, mean, logvar)
+        k = (flat_x * LEVELS).round()
+        if self.likelihood == "binomial":
+            return binomial_log_prob(k, out).sum(-1)
+        logp = out.unflatten(-1, (self.x_dim, LEVELS + 1)).log_softmax(-1)
+        idx = k.long().expand(*logp.shape[:-1]).unsqueeze(-1)
+        return logp.gather(-1, idx).squeeze(-1).sum(-1)
+
+    # -- the objectives
+    def elbo_terms(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                   num_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction E_q[log p(x|z)] estimated with ``num_samples`` z, KL(q||p) exact): ``(B,)`` each."""
+        _check_positive("num_samples", num_samples)
+        flat = self._check_x(x)
+        mu, logvar = self.encode(x)
+        std_shape = (num_samples, *mu.shape)
+        z = reparameterize(mu.expand(std_shape), logvar.expand(std_shape), generator)
+        return self._log_px(flat, z).mean(0), gaussian_kl(mu, logvar)
+
+    def elbo(self, x: torch.Tensor, beta: float = 1.0, generator: torch.Generator | None = None,
+             num_samples: int = 1) -> torch.Tensor:
+        """Per-example ELBO in nats, ``(B,)`` (eq. 4.3.2): reconstruction - beta * KL.
+
+        Only ``beta = 1`` is a lower bound on log p(x); beta > 1 is the beta-VAE objective.
+        """
+        if not isinstance(beta, (int, float)) or beta < 0 or not math.isfinite(beta):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        recon, kl = self.elbo_terms(x, generator, num_samples)
+        return recon - beta * kl
+
+    def log_importance_weights(self, x: torch.Tensor, num_samples: int,
+                               generator: torch.Generator | None = None) -> torch.Tensor:
+        """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x): ``(K, B)``."""
+        _check_positive("num_samples", num_samples)
+        flat = self._check_x(x)
+        mu, logvar = self.encode(x)
+        shape = (num_samples, *mu.shape)
+        z = reparameterize(mu.expand(shape), logvar.expand(shape), generator)
+        log_q = gaussian_log_prob(z, mu, logvar)
+        log_prior = gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
+        return self._log_px(flat, z) + log_prior - log_q
+
+    def importance_weighted_log_likelihood(self, x: torch.Tensor, num_samples: int,
+                                           generator: torch.Generator | None = None,
+                                           chunk_size: int = 256) -> torch.Tensor:
+        """The IWAE bound L_K (eq. 4.3.6), ``(B,)`` nats: logsumexp_k log w_k - log K.
+
+        ``L_1`` is an unbiased one-sample ELBO estimate; L_K <= log p(x) and increases with K.
+        The K samples are drawn ``chunk_size`` at a time so K = 1000 fits in memory.
+        """
+        _check_positive("num_samples", num_samples)
+        _check_positive("chunk_size", chunk_size)
+        chunks, left = [], num_samples
+        while left > 0:
+            k = min(chunk_size, left)
+            chunks.append(self.log_importance_weights(x, k, generator))
+            left -= k
+        return iw_bound(torch.cat(chunks))
+
+    # -- generation
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, *, seed: int | None = None,
+               mean: bool = True) -> torch.Tensor:
+        """n draws ``(n, *data_shape)``: z ~ N(0, I), then the decoder mean (``mean=True``,
+        in [0, 1] for digits) or a draw from p(x|z) (``mean=False``; digits come out on the
+        17-level grid). ``seed`` makes a fresh CPU generator, so results repeat exactly."""
+        _check_positive("n", n)
+        if seed is not None:
+            generator = torch.Generator().manual_seed(seed)
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator).to(device) \
+            if generator is None or generator.device.type == "cpu" \
+            else torch.randn(n, self.latent_dim, generator=generator, device=device)
+        if mean:
+            return self.decode(z)
+        out = self._decoder_params(z).cpu()
+        if generator is not None and generator.device.type != "cpu":
+            generator = None  # the pixel draws below run on the CPU
+        if self.likelihood == "gaussian":
+            mu, raw = out.chunk(2, dim=-1)
+            std = (0.5 * (_MIN_LOGVAR + F.softplus(raw - _MIN_LOGVAR))).exp()
+            x = mu + std * torch.randn(mu.shape, generator=generator)
+        elif self.likelihood == "binomial":
+            x = torch.binomial(torch.full_like(out, LEVELS), torch.sigmoid(out), generator=generator)
+        else:
+            probs = out.unflatten(-1, (self.x_dim, LEVELS + 1)).softmax(-1).reshape(-1, LEVELS + 1)
+            x = torch.multinomial(probs, 1, generator=generator).float().reshape(n, self.x_dim)
+        x = x if self.likelihood == "gaussian" else x / LEVELS
+        return x.reshape(n, *self.data_shape).to(device)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """decode(mu(x)): the decoder mean at the posterior mean, same shape as ``x``."""
+        return self.decode(self.encode(x)[0])
+
+    @classmethod
+    def from_checkpoint(cls, tensors: dict, config: dict, device=None) -> VAE:
+        """Builder for :func:`aigc_course.pretrained.load`: the VAE in eval mode."""
+        model = cls(**config["model"])
+        load_module_state(model, tensors)
+        return model.to(device or "cpu").eval()
+
+
+def _check_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def make_vae(data: str = "digits", latent_dim: int | None = None, hidden: int | None = None,
+             likelihood: str | None = None) -> VAE:
+    """A VAE with the course's defaults: ``"2d"`` (latent 2, hidden 128, Gaussian decoder) or
+    ``"digits"`` (latent 16, hidden 256, Binomial(16, p) pixels)."""
+    defaults = {"2d": (2, 128), "digits": (16, 256)}
+    if data not in defaults:
+        raise ValueError(f"data must be one of {sorted(defaults)}, got {data!r}")
+    d_latent, d_hidden = defaults[data]
+    return VAE(data, latent_dim or d_latent, hidden or d_hidden, likelihood)
+
+
+# ---------------------------------------------------------------------- training and evaluation
+
+
+def vae_loss_fn(x_train: torch.Tensor, batch_size: int = 128, beta: float = 1.0,
+                generator: torch.Generator | None = None):
+    """A ``loss_fn(model, step)`` for :func:`aigc_course.training.fit`: the mean negative
+    ELBO per example (nats) on a random minibatch of ``x_train``."""
+    def loss_fn(model: VAE, step: int) -> torch.Tensor:
+        idx = torch.randint(len(x_train), (batch_size,), generator=generator)
+        device = next(model.parameters()).device
+        return -model.elbo(x_train[idx].to(device), beta=beta, generator=_dev_gen(generator, device)).mean()
+    return loss_fn
+
+
+def _dev_gen(generator, device):
+    """Generators must live on the device the noise is drawn on; CPU runs keep full repeatability."""
+    return generator if generator is None or torch.device(device).type == "cpu" else None
+
+
+@torch.no_grad()
+def evaluate_bounds(model: VAE, x: torch.Tensor, ks=(1, 10, 100, 1000), seed: int = 0,
+                    batch_size: int = 120) -> dict[str, float]:
+    """Mean ELBO (analytic KL, one z) and IW bounds L_K over ``x``, in nats per example.
+
+    Returns ``{"elbo": ..., "iw_1": ..., "iw_10": ..., ...}``.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed)
+    totals = {"elbo": 0.0, **{f"iw_{k}": 0.0 for k in ks}}
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device)
+        totals["elbo"] += float(model.elbo(xb, generator=gen).sum())
+        for k in ks:
+            totals[f"iw_{k}"] += float(model.importance_weighted_log_likelihood(xb, k, gen).sum())
+    return {key: value / len(x) for key, value in totals.items()}
+
+
+def bits_per_dim(nats: float, dims: int = 64) -> float:
+    """Convert a log-likelihood in nats per example into bits per dimension (a cost: -nats)."""
+    return -nats / (dims * math.log(2))
