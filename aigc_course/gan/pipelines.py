@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from aigc_course.gan.models import Discriminator, Generator, ImageGenerator
-from aigc_course.gan.rejection import rejection_sample
+from aigc_course.gan.rejection import rejection_bound, rejection_sample
 from aigc_course.pretrained import load_module_state
 
 
@@ -48,6 +48,7 @@ class GANSampler:
         if quantile is not None and not 0 < quantile <= 1:
             raise ValueError(f"quantile must be in (0, 1] or None, got {quantile}")
         self.quantile = quantile
+        self._bound: torch.Tensor | None = None  # rejection_sample's M, computed on first use
         self.generator = generator.eval()
         self.discriminator = None if discriminator is None else discriminator.eval()
         self.rejection = rejection
@@ -71,8 +72,12 @@ class GANSampler:
         if rejection:
             if self.discriminator is None:
                 raise ValueError("rejection=True needs a sampler built with a discriminator")
+            if self.quantile is not None and self._bound is None:
+                # M depends only on the two nets: compute it once, with its own fixed seed
+                self._bound = rejection_bound(self.generator, self.discriminator, self.quantile,
+                                              rng=torch.Generator().manual_seed(0))
             x, self.acceptance_rate = rejection_sample(self.generator, self.discriminator, n, _rng(seed),
-                                                       quantile=self.quantile)
+                                                       quantile=self.quantile, bound=self._bound)
             return x
         z = torch.randn(n, self.generator.latent_dim, generator=_rng(seed))
         return self.generator(z.to(self.device))

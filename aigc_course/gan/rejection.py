@@ -30,15 +30,33 @@ from aigc_course.gan.models import Discriminator, Generator
 from aigc_course.training import History, run_steps
 
 
+def _draw(generator: Generator, discriminator: Discriminator, m: int, rng: torch.Generator | None):
+    z = torch.randn(m, generator.latent_dim, generator=rng).to(next(generator.parameters()).device)
+    x = generator(z)
+    return x, discriminator(x)
+
+
+@torch.no_grad()
+def rejection_bound(generator: Generator, discriminator: Discriminator, quantile: float,
+                    burn_in: int = 100_000, rng: torch.Generator | None = None) -> torch.Tensor:
+    """``M``: the ``quantile`` of the logits of ``burn_in`` generated samples (a 0-dim tensor)."""
+    if not 0 < quantile <= 1:
+        raise ValueError(f"quantile must be in (0, 1], got {quantile}")
+    _, logits = _draw(generator, discriminator, burn_in, rng)
+    return torch.quantile(logits.float().cpu(), quantile).to(logits.device)
+
+
 @torch.no_grad()
 def rejection_sample(generator: Generator, discriminator: Discriminator, n: int,
                      rng: torch.Generator | None = None, burn_in: int = 100_000,
-                     max_rounds: int = 1000, quantile: float | None = None) -> tuple[torch.Tensor, float]:
+                     max_rounds: int = 1000, quantile: float | None = None,
+                     bound: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """Draw ``n`` accepted samples ``(n, 2)``; returns them and the acceptance rate.
 
     A fake ``x`` is kept with probability ``min(1, exp(logit(x) - M))``. ``quantile=None``
     sets ``M`` to the largest logit seen (updated as sampling goes on: exact for an optimal
-    D); ``quantile=q`` in ``(0, 1]`` fixes ``M`` at the ``q``-quantile of ``burn_in`` logits.
+    D); ``quantile=q`` in ``(0, 1]`` fixes ``M`` at the ``q``-quantile of ``burn_in`` logits
+    (:func:`rejection_bound`). A ``bound`` computed once beforehand skips the burn-in.
     """
     if quantile is not None and not 0 < quantile <= 1:
         raise ValueError(f"quantile must be in (0, 1] or None, got {quantile}")
@@ -47,12 +65,13 @@ def rejection_sample(generator: Generator, discriminator: Discriminator, n: int,
     device = next(generator.parameters()).device
 
     def draw(m: int):
-        z = torch.randn(m, generator.latent_dim, generator=rng).to(device)
-        x = generator(z)
-        return x, discriminator(x)
+        return _draw(generator, discriminator, m, rng)
 
-    _, logits = draw(burn_in)
-    bound = logits.max() if quantile is None else torch.quantile(logits.float().cpu(), quantile).to(device)
+    if bound is None and quantile is not None:
+        bound = rejection_bound(generator, discriminator, quantile, burn_in, rng)
+    elif bound is None:
+        bound = draw(burn_in)[1].max()
+    bound = torch.as_tensor(bound, device=device)
     kept, drawn, total = [], 0, 0
     for _ in range(max_rounds):
         x, logits = draw(max(2 * n, 1024))
