@@ -1,6 +1,7 @@
 # AIGC from Zero to Practice -- every command a reader, student or instructor needs.
 #   make book     create .venv, install, build the HTML book into _build/html
 #   make test     create .venv if missing, install, run every check
+#   make test-browser  build the book, then read every page in headless Chromium, offline
 #   make install  only create .venv and install
 #   make lab      JupyterLab on the student exercises
 #   make exercises     regenerate the student notebooks and exercise pages from exercises/solutions
@@ -14,8 +15,10 @@ CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.installed-stamp
 BOOK_FLAGS := -W -n --keep-going
 NOTEBOOK_DIRS := chapters exercises
+# The browser test needs the built book, so `unit` leaves it out and `test` runs it last.
+BROWSER_TEST := $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
-.PHONY: install book book-strict book-student exercises test lint unit notebooks lab constraints benchmarks clean
+.PHONY: install book book-strict book-student exercises test test-browser lint unit notebooks lab constraints benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +39,11 @@ book: install
 book-strict: book
 
 lint: install
-	$(BIN)/ruff check aigc_course tests scripts benchmarks chapters exercises
+	$(BIN)/ruff check aigc_course tests scripts benchmarks chapters exercises _ext
 	$(BIN)/python -m tests.check_notebooks_stripped $(NOTEBOOK_DIRS)
 
 unit: install
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser
 
 notebooks: install
 	PYTHONPATH=tests $(BIN)/python -m pytest -p nbtiming --nbval-lax --nbval-current-env \
@@ -49,8 +52,17 @@ notebooks: install
 # nbval and the book build each execute every notebook; they run side by side, one CPU
 # thread each (small models gain little from a second thread), which roughly halves the
 # wall time on a 2-core machine. The notebook times printed are therefore one-core times.
+# Then the browser test reads the book just built.
 test: lint unit
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(MAKE) --no-print-directory -j2 --output-sync=target notebooks book-strict
+	$(BROWSER_TEST)
+
+# Every page of the built book in headless Chromium (the system's chromium, driven by
+# Playwright) with all network outside 127.0.0.1 blocked: console errors, math, images,
+# widgets, search, launch buttons, downloads, navigation. Screenshots go to _build/browser/.
+# Skips, saying how to install it, when there is no Chromium.
+test-browser: book
+	$(BROWSER_TEST)
 
 lab: install
 	$(BIN)/jupyter lab exercises/student

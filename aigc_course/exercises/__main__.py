@@ -24,6 +24,9 @@ def student_book_config(out: Path) -> None:
     config["title"] = f"{config['title']} (student edition)"
     config.setdefault("execute", {})["cache"] = str(ROOT / "_build" / ".jupyter_cache")
     config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
+    extensions = config["sphinx"].get("local_extensions") or {}
+    for name, path in extensions.items():  # jupyter-book resolves them from the config's folder
+        extensions[name] = str(ROOT / path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
 

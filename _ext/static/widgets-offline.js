@@ -1,0 +1,33 @@
+// Loaded before the Jupyter widget manager on pages with widgets (nb_ipywidgets_js in _config.yml).
+(function () {
+  // The manager's icon fonts sit next to embed-amd.js. Its webpack runtime finds them from the
+  // URL require.js gives its AMD module, so map the module's folder to ours (a global `require`
+  // object defined before require.js loads is require.js's configuration).
+  var manager = document.currentScript.src.replace(/[^/]*$/, "") + "offline/html-manager";
+  window.require = { paths: { "@jupyter-widgets/html-manager/dist": manager } };
+  window.__jupyter_widgets_assets_path__ = manager + "/";
+
+  // ipywidgets 8 typesets widget labels with MathJax 2's MathJax.Hub.Queue, but the book loads
+  // MathJax 3: give the widgets a Hub whose Queue runs MathJax 3's typesetPromise.
+  if (window.MathJax === undefined) return; // no math on this page, so the widgets skip typesetting
+  var hub = {
+    Queue: function (job) {
+      var mj = window.MathJax;
+      var element = Array.isArray(job) ? job[2] : undefined;
+      if (mj && mj.startup && mj.startup.promise && typeof mj.typesetPromise === "function") {
+        mj.startup.promise = mj.startup.promise.then(function () {
+          return mj.typesetPromise(element ? [element] : undefined);
+        });
+      }
+    },
+  };
+  var config = window.MathJax; // the configuration object until MathJax 3 replaces it
+  config.Hub = hub;
+  config.startup = config.startup || {};
+  var ready = config.startup.ready;
+  config.startup.ready = function () {
+    if (ready) ready();
+    else window.MathJax.startup.defaultReady();
+    window.MathJax.Hub = hub;
+  };
+})();

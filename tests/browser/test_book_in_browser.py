@@ -1,0 +1,312 @@
+"""The rendered book as a reader sees it: every page in headless Chromium, with no network.
+
+Run by ``make test-browser`` (which ``make test`` calls after the book build). For every page
+of ``_toc.yml`` it checks: no console errors and no failed requests; every math node typeset
+by MathJax, with no MathJax error nodes; no broken images; widgets rendered from their saved
+state; the "What you will learn" and "Run this chapter" lines; prev/next links in reading
+order; and, on notebook pages, launch buttons and a working ``.ipynb`` download. It also checks
+the search and the home page's course map, and saves screenshots under ``_build/browser/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.test_repository import resolve, toc_files
+
+DOCS = toc_files()
+NOTEBOOKS = {doc for doc in DOCS if resolve(doc) is not None and resolve(doc).suffix == ".ipynb"}
+WIDGET_TIMEOUT_MS = 20_000
+
+# Waits for MathJax's first typeset (and the retries its TeX extensions need), capped at 20 s.
+WAIT_FOR_MATHJAX = """async () => {
+  const mj = window.MathJax;
+  if (!mj || !mj.startup || !mj.startup.promise) return "none";
+  const timeout = new Promise((resolve) => setTimeout(() => resolve("timeout"), 20000));
+  return Promise.race([mj.startup.promise.then(() => "done"), timeout]);
+}"""
+
+WAIT_FOR_IMAGES = """async () => {
+  const pending = [...document.images].filter((img) => !img.complete);
+  pending.forEach((img) => { img.loading = "eager"; });
+  await Promise.all(pending.map((img) => new Promise((resolve) => {
+    img.addEventListener("load", resolve); img.addEventListener("error", resolve);
+    setTimeout(resolve, 10000);
+  })));
+}"""
+
+WIDGETS_RENDERED = """() => {
+  const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]');
+  const done = [...document.querySelectorAll(".widget-subarea")]
+    .filter((area) => area.querySelector(".jupyter-widgets"));
+  return done.length >= views.length;
+}"""
+
+# Everything the checks need, read from the page in one go.
+FACTS = """() => {
+  const article = document.querySelector("article") || document.body;
+  const text = article.innerText;
+  const math = [...document.querySelectorAll("span.math, div.math")];
+  const views = [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')];
+  const areas = [...document.querySelectorAll(".widget-subarea")];
+
+  // Models shown on the page: the viewed ones and everything they contain.
+  const state = {};
+  for (const tag of document.querySelectorAll('script[type="application/vnd.jupyter.widget-state+json"]')) {
+    Object.assign(state, JSON.parse(tag.textContent).state);
+  }
+  const shown = new Set();
+  const visit = (id) => {
+    if (shown.has(id) || !state[id]) return;
+    shown.add(id);
+    for (const value of Object.values(state[id].state)) {
+      for (const ref of [].concat(value)) {
+        if (typeof ref === "string" && ref.startsWith("IPY_MODEL_")) visit(ref.slice(10));
+      }
+    }
+  };
+  views.forEach((tag) => visit(JSON.parse(tag.textContent).model_id));
+  const shownModels = [...shown].map((id) => state[id]);
+  const count = (names) => shownModels.filter((m) => names.includes(m.model_name)).length;
+  const imageOutputs = shownModels.filter((m) => m.model_name === "OutputModel")
+    .reduce((n, m) => n + (m.state.outputs || [])
+      .filter((o) => o.data && o.data["image/png"]).length, 0);
+  const inWidgets = (selector) => areas.reduce((n, a) => n + a.querySelectorAll(selector).length, 0);
+
+  const link = (selector) => { const a = document.querySelector(selector); return a ? a.href : null; };
+  return {
+    learn: /what you will learn/i.test(text),
+    run: /run this chapter/i.test(text),
+    math: math.length,
+    mathTypeset: math.filter((n) => n.querySelector("mjx-container")).length,
+    untypeset: math.filter((n) => !n.querySelector("mjx-container")).map((n) => n.textContent.slice(0, 80)),
+    equations: document.querySelectorAll("mjx-container").length,
+    mathErrors: [...document.querySelectorAll("mjx-merror, [data-mjx-error]")]
+      .map((n) => n.getAttribute("data-mjx-error") || n.textContent.slice(0, 80)),
+    views: views.length,
+    rendered: areas.filter((a) => a.querySelector(".jupyter-widgets")).length,
+    widgetErrors: /Error displaying widget/.test(document.body.innerText),
+    sliders: [count(["IntSliderModel", "FloatSliderModel"]), inWidgets(".widget-slider")],
+    progress: [count(["FloatProgressModel", "IntProgressModel"]), inWidgets(".widget-hprogress, .widget-vprogress")],
+    outputImages: [imageOutputs, inWidgets("img")],
+    images: [...document.images].map((img) => ({
+      src: img.currentSrc || img.src, ok: img.complete && img.naturalWidth > 0 })),
+    svgImages: [...document.querySelectorAll("svg image")]
+      .map((img) => img.href.baseVal || img.getAttribute("xlink:href") || ""),
+    prev: link("a.left-prev"),
+    next: link("a.right-next"),
+    binder: link('a[href^="https://mybinder.org/"]'),
+    colab: link('a[href^="https://colab.research.google.com/"]'),
+    download: [...document.querySelectorAll('a[href$=".ipynb"]')].map((a) => a.href)
+      .filter((href) => href.includes("/_sources/")),
+  };
+}"""
+
+
+class PageLog:
+    """Console errors, uncaught exceptions and failed requests of one page."""
+
+    def __init__(self, page, origin: str) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda msg: msg.type == "error" and self.errors.append(f"console: {msg.text}"))
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        page.on("requestfailed", lambda req: self.errors.append(f"request failed: {req.url} ({req.failure})"))
+        page.on("response", lambda res: res.status >= 400
+                and self.errors.append(f"HTTP {res.status}: {res.url}"))
+
+
+def open_page(context, origin: str, path: str):
+    page = context.new_page()
+    log = PageLog(page, origin)
+    page.goto(f"{origin}/{path}", wait_until="load", timeout=60_000)
+    return page, log
+
+
+def settle(page) -> list[str]:
+    """Wait for MathJax, widgets and images; returns what did not finish."""
+    problems = []
+    if page.evaluate(WAIT_FOR_MATHJAX) == "timeout":
+        problems.append("MathJax did not finish typesetting within 20 s")
+    try:
+        page.wait_for_function(WIDGETS_RENDERED, timeout=WIDGET_TIMEOUT_MS)
+    except Exception:  # Playwright's TimeoutError; the counts below say which widgets are missing
+        problems.append(f"widgets not rendered within {WIDGET_TIMEOUT_MS // 1000} s")
+    page.evaluate(WAIT_FOR_IMAGES)
+    return problems
+
+
+def local_path(url: str | None) -> str | None:
+    return urlparse(url).path.lstrip("/") if url else None
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_page_renders_offline(doc, context, origin, book, summary):
+    assert (book / f"{doc}.html").exists(), f"{doc}.html is not in the build: rebuild the book"
+    blocked_before = len(summary.blocked)
+    started = time.perf_counter()
+    page, log = open_page(context, origin, f"{doc}.html")
+    try:
+        problems = settle(page)
+        facts = page.evaluate(FACTS)
+    finally:
+        page.close()
+    problems += log.errors
+    problems += [f"tried to reach {url}" for url in summary.blocked[blocked_before:]]
+
+    # Math: every node typeset, one rendered equation per node, no MathJax errors.
+    if facts["untypeset"]:
+        problems.append(f"math not typeset: {facts['untypeset'][:5]}")
+    if facts["equations"] != facts["math"]:
+        problems.append(f"{facts['equations']} rendered equations for {facts['math']} math nodes")
+    if facts["mathErrors"]:
+        problems.append(f"MathJax errors: {facts['mathErrors'][:5]}")
+
+    # Images: all load, and all come from the build.
+    for image in facts["images"]:
+        if not image["src"].startswith((origin + "/", "data:")):
+            problems.append(f"image outside the build: {image['src']}")
+        elif not image["ok"]:
+            problems.append(f"broken image: {image['src']}")
+    problems += [f"SVG image outside the build: {s}" for s in facts["svgImages"] if "//" in s]
+
+    # Widgets: each saved view rendered, showing the sliders, bars and figures of its saved state.
+    if facts["rendered"] != facts["views"] or facts["widgetErrors"]:
+        problems.append(f"{facts['rendered']} of {facts['views']} widgets rendered"
+                        + (" (Error displaying widget)" if facts["widgetErrors"] else ""))
+    for name in ("sliders", "progress"):
+        saved, shown = facts[name]
+        if shown != saved:
+            problems.append(f"{name}: saved state has {saved}, page shows {shown}")
+    saved, shown = facts["outputImages"]
+    if shown < saved:
+        problems.append(f"widget outputs: saved state has {saved} figures, page shows {shown}")
+
+    # Navigation: the two orientation lines, prev/next in reading order.
+    if not facts["learn"]:
+        problems.append('no "What you will learn" line')
+    if not facts["run"]:
+        problems.append('no "Run this chapter" line')
+    index = DOCS.index(doc)
+    expected_prev = f"{DOCS[index - 1]}.html" if index > 0 else None
+    expected_next = f"{DOCS[index + 1]}.html" if index + 1 < len(DOCS) else None
+    if local_path(facts["prev"]) != expected_prev:
+        problems.append(f"prev link {facts['prev']} should lead to {expected_prev}")
+    if local_path(facts["next"]) != expected_next:
+        problems.append(f"next link {facts['next']} should lead to {expected_next}")
+
+    # Notebook pages: launch buttons for this notebook and a download of the .ipynb that works.
+    if doc in NOTEBOOKS:
+        source = f"{doc}.ipynb"
+        if not (facts["binder"] or "").endswith(f"lab/tree/{source}"):
+            problems.append(f"Binder launch button missing or not for {source}: {facts['binder']}")
+        if not (facts["colab"] or "").endswith(f"/{source}"):
+            problems.append(f"Colab launch button missing or not for {source}: {facts['colab']}")
+        if not facts["download"]:
+            problems.append("no .ipynb download link")
+        for href in facts["download"]:
+            response = context.request.get(href)
+            if not response.ok:
+                problems.append(f"download {href}: HTTP {response.status}")
+                continue
+            notebook = json.loads(response.body())
+            first = "".join(notebook["cells"][0]["source"])
+            if notebook.get("nbformat") != 4 or not first.startswith("# "):
+                problems.append(f"download {href} is not this chapter's notebook")
+
+    summary.pages[doc] = {
+        "math": facts["math"], "equations": facts["equations"], "widgets": facts["rendered"],
+        "images": len(facts["images"]), "seconds": round(time.perf_counter() - started, 2),
+    }
+    assert not problems, f"{doc}:\n  " + "\n  ".join(problems)
+
+
+def test_search_finds_the_attention_chapters(context, origin, summary):
+    page, log = open_page(context, origin, "search.html?q=attention")
+    try:
+        page.wait_for_function(
+            "() => (document.querySelector('#search-results .search-summary') || {}).textContent",
+            timeout=30_000,
+        )
+        hits = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
+    finally:
+        page.close()
+    pages = {local_path(h).split("#")[0] for h in hits}
+    assert "chapters/04_1_attention_math/index.html" in pages, pages
+    assert "chapters/03_1_transformer/3_1_1_self_attention.html" in pages, pages
+    assert not log.errors, log.errors
+    summary.extra["search_attention_hits"] = len(hits)
+
+
+def test_home_page_shows_the_course_map_with_cpu_times(context, origin, review):
+    page, log = open_page(context, origin, "index.html")  # redirects to the root page
+    try:
+        page.wait_for_url(re.compile(r"chapters/intro\.html"), timeout=10_000)
+        settle(page)
+        table = page.eval_on_selector_all(
+            "table",
+            """ts => ts.map(t => ({head: [...t.querySelectorAll('th')].map(c => c.innerText.trim()),
+                 rows: [...t.querySelectorAll('tbody tr')].map(r => [...r.cells].map(c => c.innerText.trim()))}))""",
+        )
+        text = page.inner_text("article")
+        page.screenshot(path=str(review / "home.png"), full_page=True)  # down to the course map
+    finally:
+        page.close()
+    course_map = next((t for t in table if any("CPU" in h for h in t["head"])), None)
+    assert course_map, "no course map table with a CPU time column on the home page"
+    cpu = next(i for i, h in enumerate(course_map["head"]) if "CPU" in h)
+    for row in course_map["rows"]:
+        assert re.match(r"\d+(\.\d+)*\s", row[0]), f"row without the article's section number: {row}"
+        assert re.search(r"\d+\s*(s|min)\b", row[cpu]), f"row without a measured CPU time: {row}"
+    assert re.search(r"[Mm]easured on \d{4}-\d{2}-\d{2}", text), "the course map does not say when it was measured"
+    assert not log.errors, log.errors
+
+
+def test_screenshots_of_a_chapter_and_a_widget(context, origin, book, review):
+    page, _ = open_page(context, origin, "chapters/03_1_transformer/3_1_1_self_attention.html")
+    try:
+        settle(page)
+        page.screenshot(path=str(review / "chapter.png"))
+    finally:
+        page.close()
+    with_slider = next(
+        (doc for doc in DOCS if "SliderModel" in (book / f"{doc}.html").read_text(encoding="utf-8")),
+        None,
+    )
+    assert with_slider, "no page of the book has a slider widget to show"
+    page, _ = open_page(context, origin, f"{with_slider}.html")
+    try:
+        settle(page)
+        widget = page.locator(".widget-subarea", has=page.locator(".widget-slider")).first
+        widget.scroll_into_view_if_needed()
+        widget.screenshot(path=str(review / "widget.png"))
+    finally:
+        page.close()
+    for name in ("chapter.png", "widget.png"):
+        assert (review / name).stat().st_size > 5_000, f"{name} is suspiciously small"
+
+
+EXTERNAL_ASSET = re.compile(
+    r"""<(?:img|script|source|image|iframe)\b[^>]*?\s(?:src|srcset|href|xlink:href)=["'](?:https?:)?//"""
+    r"""|<link\b[^>]*rel=["']stylesheet["'][^>]*href=["'](?:https?:)?//"""
+    r"""|url\(\s*["']?(?:https?:)?//""",
+    re.IGNORECASE,
+)
+
+
+def test_no_page_loads_images_scripts_or_styles_from_outside_the_build(book):
+    """Static check of every HTML file, including pages the browser does not visit."""
+    offenders = []
+    for path in sorted(book.rglob("*.html")):
+        for match in EXTERNAL_ASSET.finditer(path.read_text(encoding="utf-8", errors="replace")):
+            offenders.append(f"{path.relative_to(book)}: {match.group(0)[:120]}")
+    assert not offenders, "\n".join(offenders[:20])
+
+
+def test_every_toc_page_was_built(book):
+    missing = [doc for doc in DOCS if not (book / f"{doc}.html").exists()]
+    assert not missing, f"pages in _toc.yml missing from {book}: {missing}"

@@ -1,0 +1,128 @@
+"""Checks on the book's pages that need no build: orientation lines, course map, offline assets.
+
+The rendered book itself is checked in a browser by tests/browser (``make test-browser``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_repository import ROOT, resolve, toc_files
+
+sys.path.insert(0, str(ROOT / "_ext"))
+import course_map  # noqa: E402  (the book's Sphinx extensions live in _ext/)
+import offline_assets  # noqa: E402
+
+LEARN = re.compile(r"\*\*What you will learn:\*\*\s+\S")
+RUN = re.compile(r"\*\*Run this chapter:\*\*\s+\S")
+
+
+def introduction(path) -> str:
+    """The part of a page a reader sees first: a notebook's first cell, a page's text before
+    its first section heading."""
+    if path.suffix == ".ipynb":
+        return "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"])
+    return re.split(r"^## ", path.read_text(encoding="utf-8"), maxsplit=1, flags=re.MULTILINE)[0]
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_every_page_says_what_you_will_learn_and_how_to_run_it(doc):
+    path = resolve(doc)
+    assert path is not None, f"{doc} has no source"
+    intro = introduction(path)
+    missing = [name for name, rx in (("**What you will learn:**", LEARN), ("**Run this chapter:**", RUN))
+               if not rx.search(intro)]
+    assert not missing, (
+        f"{path.relative_to(ROOT)} lacks {' and '.join(missing)} near its top "
+        "(a notebook: in its first cell; exercise pages: aigc_course/exercises/build.py writes them)"
+    )
+
+
+def chapter_folders() -> list[str]:
+    return [doc.split("/")[1] for doc in toc_files() if re.fullmatch(r"chapters/[^/]+/index", doc)]
+
+
+def test_course_map_lists_every_chapter_with_its_section_number_and_cpu_time():
+    rows = [line for line in (ROOT / "chapters" / "intro.md").read_text(encoding="utf-8").splitlines()
+            if line.startswith("| ")]
+    for folder in chapter_folders():
+        row = next((r for r in rows if f"{{doc}}`{folder}/index`" in r), None)
+        assert row, f"the course map in chapters/intro.md has no row for {folder}"
+        assert re.match(r"\| \d+(\.\d+)* ", row), f"course map row for {folder} lacks the article's section number"
+        assert f"{{cpu-time}}`{folder}`" in row, f"course map row for {folder} lacks {{cpu-time}}`{folder}`"
+
+
+def test_every_book_notebook_has_a_measured_cpu_time():
+    data = json.loads((ROOT / course_map.DATA).read_text(encoding="utf-8"))
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", data["measured"]) and data["machine"]
+    missing = [nb for nb in course_map.toc_notebooks(ROOT) if nb not in data["seconds"]]
+    assert not missing, (
+        f"no measured CPU time for {missing}: run `make notebooks`, then "
+        "`.venv/bin/python scripts/update_course_map_times.py`"
+    )
+    assert all(seconds > 0 for seconds in data["seconds"].values())
+
+
+def test_course_map_time_format():
+    nbsp = "\u00a0"
+    assert course_map.format_seconds(42.4) == f"42{nbsp}s"
+    assert course_map.format_seconds(114.6) == f"1{nbsp}min{nbsp}55{nbsp}s"
+    assert course_map.format_seconds(600) == f"10{nbsp}min{nbsp}0{nbsp}s"
+
+
+def test_math_and_widget_scripts_come_from_the_build():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    sphinx = config["sphinx"]
+    assert "offline_assets" in sphinx["local_extensions"]
+    assert "://" not in sphinx["config"]["mathjax_path"]
+    scripts = sphinx["config"]["nb_ipywidgets_js"]
+    assert scripts and not any("://" in path for path in scripts)
+    targets = {asset.target for asset in offline_assets.ASSETS}
+    assert sphinx["config"]["mathjax_path"].split("/")[1] in targets
+    for asset in offline_assets.ASSETS:
+        assert re.fullmatch(r"\d+\.\d+\.\d+", asset.version), f"{asset.name} must be pinned exactly"
+        assert asset.integrity.startswith("sha512-"), f"{asset.name} needs its registry sha512"
+
+
+def test_make_test_runs_the_browser_test_after_the_book():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\ntest: ", 1)[1].split("\n\n", 1)[0]
+    assert recipe.index("book-strict") < recipe.index("$(BROWSER_TEST)")
+    assert "tests/browser" in makefile.split("\nBROWSER_TEST := ", 1)[1].splitlines()[0]
+    assert "--ignore=tests/browser" in makefile.split("\nunit: ", 1)[1].split("\n\n", 1)[0]
+    assert "apt-get install" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_student_edition_finds_the_book_extensions(tmp_path):
+    from aigc_course.exercises.__main__ import student_book_config
+
+    out = tmp_path / "student.yml"
+    student_book_config(out)
+    config = yaml.safe_load(out.read_text(encoding="utf-8"))
+    for name, path in config["sphinx"]["local_extensions"].items():
+        assert (Path(path) / f"{name}.py").is_file(), f"the student config cannot find {name} at {path}"
+
+
+def test_update_course_map_times_records_and_merges(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import update_course_map_times as update
+
+    notebooks = course_map.toc_notebooks(ROOT)
+    source, target = tmp_path / "times.json", tmp_path / "cpu_times.json"
+    source.write_text(json.dumps({"device": "cpu", "seconds": {nb: 2.0 for nb in notebooks}}))
+    data = update.record(source, target, "first run")
+    assert set(data["seconds"]) == set(notebooks) and data["note"] == "first run"
+    source.write_text(json.dumps({"device": "cpu", "seconds": {notebooks[0]: 7.25}}))
+    with pytest.raises(SystemExit, match="has no time for"):
+        update.record(source, target, "")  # a partial run must not replace the file
+    merged = update.record(source, target, "", merge=True)
+    assert merged["seconds"][notebooks[0]] == 7.2 and merged["seconds"][notebooks[-1]] == 2.0
+    source.write_text(json.dumps({"device": "cuda", "seconds": {}}))
+    with pytest.raises(SystemExit, match="GPU"):
+        update.record(source, target, "")
