@@ -470,6 +470,164 @@ PLANTED_PART4 = [
 PLANTED += PLANTED_PART4
 
 
+# ---- Chapter 2 planted mistakes (2.1 Gaussian log-density, 2.2 parameter count, 2.3 InfoNCE)
+
+
+def log_density_no_half(x, mean, cov):
+    r = x - mean
+    quad = ((r @ torch.linalg.inv(cov)) * r).sum(1)
+    return -quad - 0.5 * torch.linalg.slogdet(cov)[1] - 0.5 * x.shape[1] * math.log(2 * math.pi)
+
+
+def log_density_no_logdet(x, mean, cov):
+    r = x - mean
+    return -0.5 * ((r @ torch.linalg.inv(cov)) * r).sum(1) - 0.5 * x.shape[1] * math.log(2 * math.pi)
+
+
+def log_density_cov_not_inverse(x, mean, cov):
+    r = x - mean
+    return -0.5 * ((r @ cov) * r).sum(1) - 0.5 * torch.linalg.slogdet(cov)[1] - 0.5 * x.shape[1] * math.log(2 * math.pi)
+
+
+def count_untied_head(vocab_size, block_size, n_layer, n_embd):
+    d = n_embd
+    return 2 * vocab_size * d + block_size * d + n_layer * (12 * d * d + 13 * d) + 2 * d
+
+
+def count_no_biases(vocab_size, block_size, n_layer, n_embd):
+    d = n_embd
+    return vocab_size * d + block_size * d + n_layer * (12 * d * d + 4 * d) + 2 * d
+
+
+def count_no_positions(vocab_size, block_size, n_layer, n_embd):
+    d = n_embd
+    return vocab_size * d + n_layer * (12 * d * d + 13 * d) + 2 * d
+
+
+def info_nce_rows_only(image_emb, text_emb, logit_scale):
+    logits = logit_scale * F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T
+    return F.cross_entropy(logits, torch.arange(len(logits)))
+
+
+def info_nce_unnormalised(image_emb, text_emb, logit_scale):
+    logits = logit_scale * image_emb @ text_emb.T
+    t = torch.arange(len(logits))
+    return 0.5 * (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t))
+
+
+def info_nce_no_scale(image_emb, text_emb, logit_scale):
+    logits = F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T
+    t = torch.arange(len(logits))
+    return 0.5 * (F.cross_entropy(logits, t) + F.cross_entropy(logits.T, t))
+
+
+PLANTED += [
+    ("2.1", log_density_no_half, "factor 1/2 in front of the quadratic form"),
+    ("2.1", log_density_no_logdet, "log det Σ"),
+    ("2.1", log_density_cov_not_inverse, "needs the inverse"),
+    ("2.2", count_untied_head, "tied to the token embedding"),
+    ("2.2", count_no_biases, "missing the biases"),
+    ("2.2", count_no_positions, "position embedding"),
+    ("2.3", info_nce_rows_only, "only one direction"),
+    ("2.3", info_nce_unnormalised, "normalised to unit length"),
+    ("2.3", info_nce_no_scale, "logit_scale"),
+]
+
+
+# ---- Chapter 3.1.4 planted mistakes (SFT loss, Bradley-Terry loss, DPO loss)
+
+
+def sft_loss_all_positions(logits, targets):
+    logp = torch.log_softmax(logits.float(), -1)
+    return -logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1).mean()
+
+
+def sft_loss_row_mean(logits, targets):
+    rows = []
+    for i in range(len(targets)):
+        keep = targets[i] != -1
+        rows.append(F.cross_entropy(logits[i][keep].float(), targets[i][keep]))
+    return torch.stack(rows).mean()
+
+
+def bt_loss_swapped(r_chosen, r_rejected):
+    return -F.logsigmoid(r_rejected - r_chosen).mean()
+
+
+def bt_loss_naive_log(r_chosen, r_rejected):
+    return -torch.log(torch.sigmoid(r_chosen - r_rejected)).mean()
+
+
+def dpo_no_reference(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+    return -F.logsigmoid(beta * (policy_chosen - policy_rejected)).mean()
+
+
+def dpo_no_beta(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta):
+    return -F.logsigmoid((policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)).mean()
+
+
+PLANTED += [
+    ("3.1.4.1", sft_loss_all_positions, "prompt and padding included"),
+    ("3.1.4.1", sft_loss_row_mean, "averaged per row"),
+    ("3.1.4.2", bt_loss_swapped, "swapped"),
+    ("3.1.4.2", bt_loss_naive_log, "not finite"),
+    ("3.1.4.3", dpo_no_reference, "forgot the reference model"),
+    ("3.1.4.3", dpo_no_beta, "beta is missing"),
+]
+
+
+# ---------------------------------------------------------------------------- 3.4 the VAE
+
+
+def reparam_variance(mu, logvar, eps):
+    return mu + logvar.exp() * eps
+
+
+def reparam_logvar_as_std(mu, logvar, eps):
+    return mu + logvar * eps
+
+
+def reparam_no_mu(mu, logvar, eps):
+    return torch.exp(0.5 * logvar) * eps
+
+
+def kl_no_half(mu, logvar):
+    return (mu ** 2 + logvar.exp() - logvar - 1).sum(-1)
+
+
+def kl_mean_over_dims(mu, logvar):
+    return 0.5 * (mu ** 2 + logvar.exp() - logvar - 1).mean(-1)
+
+
+def kl_sign_flipped(mu, logvar):
+    return 0.5 * (mu ** 2 + logvar.exp() + logvar - 1).sum(-1)
+
+
+def iw_mean_of_logs(log_weights):
+    return log_weights.mean(0)
+
+
+def iw_no_log_k(log_weights):
+    return torch.logsumexp(log_weights, dim=0)
+
+
+def iw_naive_exp(log_weights):
+    return torch.log(log_weights.exp().mean(0))
+
+
+PLANTED += [
+    ("3.4.1", reparam_variance, "scaled the noise by the variance"),
+    ("3.4.1", reparam_logvar_as_std, "logvar is the log of the variance"),
+    ("3.4.1", reparam_no_mu, "forgot to add mu"),
+    ("3.4.2", kl_no_half, "missing the factor 1/2"),
+    ("3.4.2", kl_mean_over_dims, "averaged over the latent dimensions"),
+    ("3.4.2", kl_sign_flipped, "sign of log sigma^2 is flipped"),
+    ("3.4.3", iw_mean_of_logs, "K-sample ELBO"),
+    ("3.4.3", iw_no_log_k, "missing the - log K"),
+    ("3.4.3", iw_naive_exp, "underflows"),
+]
+
+
 @pytest.mark.parametrize(("exercise_id", "wrong", "message"), PLANTED, ids=[f"{i}-{f.__name__}" for i, f, _ in PLANTED])
 def test_checker_rejects_planted_mistake_with_its_message(exercise_id, wrong, message, capsys):
     # on the CPU: some planted answers also forget the device, which is not the mistake tested here

@@ -9,7 +9,7 @@ Instructors: ``python -m aigc_course.exercises build`` regenerates the student n
 the book pages from ``exercises/solutions/``; ``check-built`` fails when they are stale.
 """
 
-from aigc_course.exercises import ch1, ch3_1, ch3_2, ch3_3, ch4_1, ch4_2, ch4_4  # noqa: F401  (registers the exercises)
+from aigc_course.exercises import ch1, ch2, ch3_1, ch3_1_4, ch3_2, ch3_3, ch3_4, ch4_1, ch4_2, ch4_4  # noqa: F401  (registers the exercises)
 from aigc_course.exercises.core import (
     NOT_ATTEMPTED,
     REGISTRY,

@@ -1,0 +1,141 @@
+"""Reward modelling: a GPT with a scalar head, trained on pairwise preferences.
+
+Given an instruction $x$ and two responses where $y_w$ is preferred over $y_l$, the
+Bradley-Terry model (Bradley & Terry 1952) says
+$P(y_w \\succ y_l \\mid x) = \\sigma(r(x, y_w) - r(x, y_l))$. The reward model $r_\\phi$
+maximises the likelihood of the observed preferences (Christiano et al. 2017; Ouyang et al.
+2022, eq. 1):
+
+$$\\mathcal L_{RM} = -\\mathbb E \\log \\sigma\\big(r_\\phi(x, y_w) - r_\\phi(x, y_l)\\big).$$
+
+The score is read from the last token of the sequence (its ``<|end|>``), where the causal
+model has seen the whole conversation.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aigc_course.alignment.chat import format_chat
+from aigc_course.alignment.sft import _lr, make_optimizer
+from aigc_course.gpt import GPT, GPTConfig
+from aigc_course.training import History, run_steps
+
+
+def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """``-mean log sigmoid(r_chosen - r_rejected)`` for rewards of shape ``(B,)``."""
+    if r_chosen.shape != r_rejected.shape:
+        raise ValueError(f"r_chosen {tuple(r_chosen.shape)} and r_rejected {tuple(r_rejected.shape)} must match")
+    if r_chosen.numel() == 0:
+        raise ValueError("need at least one preference pair")
+    return -F.logsigmoid(r_chosen - r_rejected).mean()
+
+
+class RewardModel(nn.Module):
+    """A GPT backbone and a linear head: ``(ids (B, T), lengths (B,)) -> rewards (B,)``."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.backbone = GPT(config)
+        self.head = nn.Linear(config.n_embd, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def config(self) -> GPTConfig:
+        return self.backbone.config
+
+    @classmethod
+    def from_gpt(cls, gpt: GPT) -> RewardModel:
+        """Start from a (fine-tuned) language model: it already understands the tasks."""
+        model = cls(gpt.config)
+        model.backbone.load_state_dict(gpt.state_dict())
+        return model.to(gpt.lm_head.weight.device)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Reward of each right-padded sequence, read at its last real token ``lengths - 1``."""
+        if lengths.shape != ids.shape[:1]:
+            raise ValueError(f"lengths must be (B,) = {tuple(ids.shape[:1])}, got {tuple(lengths.shape)}")
+        h = self.backbone._body(ids)  # (B, T, C), after the final LayerNorm
+        last = h[torch.arange(len(ids), device=ids.device), lengths - 1]
+        return self.head(last).squeeze(-1)
+
+    def score(self, prompts: list[str], responses: list[str], tokenizer) -> torch.Tensor:
+        """Rewards ``(B,)`` of (instruction, response) pairs."""
+        ids, lengths = encode_full(prompts, responses, tokenizer, self.config.block_size)
+        device = self.head.weight.device
+        return self(ids.to(device), lengths.to(device))
+
+    @classmethod
+    def from_checkpoint(cls, tensors: dict, config: dict, device=None) -> RewardModel:
+        from aigc_course.pretrained import load_module_state
+
+        model = cls(GPTConfig(**config["model"]))
+        load_module_state(model, tensors)
+        return model.to(device or "cpu").eval()
+
+
+def encode_full(prompts: list[str], responses: list[str], tokenizer, block_size: int):
+    """Whole conversations (with ``<|end|>``) as right-padded ``ids (B, T)`` and ``lengths (B,)``."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
+    if not prompts:
+        raise ValueError("the data set is empty: pass at least one (prompt, response) pair")
+    seqs = [tokenizer.encode(format_chat(p, r)) for p, r in zip(prompts, responses, strict=True)]
+    longest = max(len(s) for s in seqs)
+    if longest > block_size:
+        raise ValueError(f"a conversation of {longest} tokens is longer than the context block_size={block_size}")
+    ids = torch.zeros(len(seqs), longest, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        ids[b, : len(s)] = torch.tensor(s)
+    return ids, torch.tensor([len(s) for s in seqs])
+
+
+def pairwise_accuracy(model: RewardModel, pairs, tokenizer, batch_size: int = 128) -> tuple[float, torch.Tensor,
+                                                                                           torch.Tensor]:
+    """Share of ``(example, chosen, rejected)`` pairs scored the right way round (ties count
+    half), and the scores ``(N,)`` of the chosen and rejected responses."""
+    if not pairs:
+        raise ValueError("pairs must not be empty")
+    chosen, rejected = [], []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            group = pairs[i : i + batch_size]
+            prompts = [e.prompt for e, _, _ in group]
+            chosen.append(model.score(prompts, [c for _, c, _ in group], tokenizer).cpu())
+            rejected.append(model.score(prompts, [r for _, _, r in group], tokenizer).cpu())
+    rc, rr = torch.cat(chosen), torch.cat(rejected)
+    return float(((rc > rr).float() + 0.5 * (rc == rr).float()).mean()), rc, rr  # a tie is a coin flip
+
+
+def train_reward_model(model: RewardModel, pairs, tokenizer, steps: int, batch_size: int = 32, lr: float = 5e-4,
+                       warmup: int = 20, seed: int = 0, progress: bool = True) -> History:
+    """Fit ``model`` to ``(example, chosen, rejected)`` pairs with the Bradley-Terry loss."""
+    if not pairs:
+        raise ValueError("pairs is empty: a reward model needs at least one preference pair")
+    rng = random.Random(seed)
+    opt = make_optimizer(model, lr)
+    model.train()
+
+    def step_fn(step: int):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr, warmup)
+        batch = rng.sample(pairs, min(batch_size, len(pairs)))
+        prompts = [e.prompt for e, _, _ in batch]
+        r = model.score(prompts + prompts, [c for _, c, _ in batch] + [r for _, _, r in batch], tokenizer)
+        rc, rr = r[: len(batch)], r[len(batch) :]
+        loss = bradley_terry_loss(rc, rr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return {"loss": loss, "accuracy": (rc > rr).float().mean()}
+
+    history = run_steps(step_fn, steps, desc="reward model", progress=progress)
+    model.eval()
+    return history

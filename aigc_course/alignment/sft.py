@@ -1,0 +1,128 @@
+"""Pretraining and supervised fine-tuning: one next-token loss, two kinds of data.
+
+Pretraining minimises the cross-entropy of every next token of plain text (book eq. 3.1.3).
+Supervised fine-tuning (SFT, the first stage of InstructGPT, Ouyang et al. 2022) uses the
+same loss on chat-formatted (instruction, response) pairs, but *masked to the response*:
+
+$$\\mathcal L_{SFT} = -\\frac{1}{\\sum_t m_t} \\sum_t m_t \\log \\pi_\\theta(y_t \\mid y_{<t}),$$
+
+with $m_t = 1$ only for the response tokens and its ``<|end|>``. The model is not asked
+to predict the user's instruction, only how to answer it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+
+from aigc_course.alignment.chat import encode_examples
+from aigc_course.gpt import GPT
+from aigc_course.training import History, run_steps
+
+
+def response_only_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the positions whose target is not ``-1``.
+
+    ``logits (B, T, V)``, ``targets (B, T)`` with ``-1`` at prompt and padding positions
+    (from :func:`aigc_course.alignment.chat.encode_pairs`). Returns a scalar in nats.
+    """
+    if logits.dim() != 3 or targets.shape != logits.shape[:2]:
+        raise ValueError(f"logits must be (B, T, V) and targets (B, T); got {tuple(logits.shape)} "
+                         f"and {tuple(targets.shape)}")
+    mask = targets != -1
+    if not mask.any():
+        raise ValueError("targets mask every position: there is no response token to learn from")
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return -(picked * mask).sum() / mask.sum()
+
+
+def lm_windows(ids: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator):
+    """Random windows of a token stream for pretraining: ``x (B, T)``, next tokens ``y (B, T)``."""
+    if ids.dim() != 1 or len(ids) <= block_size + 1:
+        raise ValueError(f"ids must be a 1-D stream longer than block_size + 1 = {block_size + 1}")
+    ix = torch.randint(len(ids) - block_size - 1, (batch_size,), generator=generator)
+    x = torch.stack([ids[i : i + block_size] for i in ix])
+    y = torch.stack([ids[i + 1 : i + 1 + block_size] for i in ix])
+    return x, y
+
+
+def _lr(step: int, steps: int, lr: float, warmup: int) -> float:
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.1) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.99))
+
+
+def pretrain(model: GPT, ids: torch.Tensor, steps: int, batch_size: int = 32, lr: float = 3e-3,
+             warmup: int = 50, seed: int = 0, progress: bool = True) -> History:
+    """Next-token pretraining on a token stream ``ids (N,)`` with warm-up + cosine decay."""
+    device = model.lm_head.weight.device
+    gen = torch.Generator().manual_seed(seed)
+    opt = make_optimizer(model, lr)
+    model.train()
+
+    def step_fn(step: int) -> torch.Tensor:
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr, warmup)
+        x, y = lm_windows(ids, batch_size, model.config.block_size, gen)
+        _, loss = model(x.to(device), y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+
+    history = run_steps(step_fn, steps, desc="pretrain", progress=progress)
+    model.eval()
+    return history
+
+
+def sft(model: GPT, examples: list, tokenizer, steps: int, batch_size: int = 32, lr: float = 1e-3,
+        warmup: int = 20, seed: int = 0, progress: bool = True) -> History:
+    """Supervised fine-tuning on ``examples`` with the response-only loss."""
+    if not examples:
+        raise ValueError("examples is empty: supervised fine-tuning needs at least one example")
+    block = model.config.block_size
+    encode_examples(examples, tokenizer, block)  # fail now on any example that does not fit
+    device = model.lm_head.weight.device
+    rng = random.Random(seed)
+    opt = make_optimizer(model, lr)
+    model.train()
+    # batches of similar length waste less compute on padding: draw each batch from a random
+    # window of the length-sorted examples
+    by_length = sorted(examples, key=lambda e: len(e.prompt) + len(e.response))
+    window = min(len(by_length), 4 * batch_size)
+
+    def step_fn(step: int) -> torch.Tensor:
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr, warmup)
+        start = rng.randrange(len(by_length) - window + 1)
+        batch = rng.sample(by_length[start : start + window], min(batch_size, window))
+        x, y, _ = encode_examples(batch, tokenizer, block)
+        logits, _ = model(x.to(device))
+        loss = response_only_loss(logits, y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+
+    history = run_steps(step_fn, steps, desc="sft", progress=progress)
+    model.eval()
+    return history
+
+
+def masked_cross_entropy_reference(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The same loss via ``F.cross_entropy(ignore_index=-1)`` (used to cross-check)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-1)
