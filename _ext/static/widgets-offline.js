@@ -4,7 +4,11 @@
   // URL require.js gives its AMD module, so map the module's folder to ours (a global `require`
   // object defined before require.js loads is require.js's configuration).
   var manager = document.currentScript.src.replace(/[^/]*$/, "") + "offline/html-manager";
-  window.require = { paths: { "@jupyter-widgets/html-manager/dist": manager } };
+  // The bundled modules (@jupyter-widgets/base, /controls, ...) each derive their assets'
+  // folder from their own module URL too, so the whole @jupyter-widgets prefix maps there.
+  window.require = {
+    paths: { "@jupyter-widgets/html-manager/dist": manager, "@jupyter-widgets": manager },
+  };
   window.__jupyter_widgets_assets_path__ = manager + "/";
 
   // ipywidgets 8 typesets widget labels with MathJax 2's MathJax.Hub.Queue, but the book loads
