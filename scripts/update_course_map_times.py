@@ -26,11 +26,12 @@ import platform
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "_ext"))
+from course_map import DATA, toc_notebooks  # noqa: E402  (the book's extension owns the TOC walk and the data path)
+
 SOURCE = ROOT / "_build" / "notebook_times.json"
-TARGET = ROOT / "_data" / "cpu_times.json"
+TARGET = ROOT / DATA
 
 
 def cpu_model() -> str:
@@ -54,23 +55,6 @@ def ran_on_cpu(device: str) -> bool:
     return not torch.cuda.is_available()
 
 
-def chapter_notebooks(root: Path) -> list[str]:
-    """The notebooks the book shows: every _toc.yml entry that is an .ipynb file."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    found = []
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry and (root / f"{entry['file']}.ipynb").exists():
-                found.append(f"{entry['file']}.ipynb")
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    return sorted(found)
-
-
 def record(source: Path, target: Path, note: str, root: Path = ROOT, merge: bool = False) -> dict:
     measured = json.loads(source.read_text(encoding="utf-8"))
     if not ran_on_cpu(measured["device"]):
@@ -84,7 +68,7 @@ def record(source: Path, target: Path, note: str, root: Path = ROOT, merge: bool
         if old["machine"] != machine:
             machine = f"{old['machine']} and {machine}"
         note = "; ".join(filter(None, [old.get("note"), note]))
-    missing = [nb for nb in chapter_notebooks(root) if nb not in times]
+    missing = [nb for nb in sorted(toc_notebooks(root)) if nb not in times]
     if missing and not merge:
         raise SystemExit(f"{source} has no time for {missing}: run the full `make notebooks`, "
                          "or time those notebooks and use --merge")
