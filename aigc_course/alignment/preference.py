@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from aigc_course.alignment.chat import encode_pairs, generate
-from aigc_course.alignment.sft import _lr, make_optimizer
+from aigc_course.alignment.sft import _lr, make_optimizer, optimizer_step
 from aigc_course.gpt import GPT
 from aigc_course.training import History, run_steps
 
@@ -111,8 +111,6 @@ def train_dpo(policy: GPT, reference: GPT, pairs, tokenizer, steps: int, beta: f
     policy.train()
 
     def step_fn(step: int):
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr, warmup)
         batch = rng.sample(pairs, min(batch_size, len(pairs)))
         prompts = [e.prompt for e, _, _ in batch]
         ids, targets, _ = encode_pairs(prompts + prompts, [c for _, c, _ in batch] + [r for _, _, r in batch],
@@ -123,10 +121,7 @@ def train_dpo(policy: GPT, reference: GPT, pairs, tokenizer, steps: int, beta: f
             ref = sequence_logprobs(reference, ids, targets)
         n = len(batch)
         loss, rc, rr = dpo_loss(logp[:n], logp[n:], ref[:n], ref[n:], beta)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        opt.step()
+        optimizer_step(policy, opt, loss, _lr(step, steps, lr, warmup))
         return {"loss": loss, "margin": (rc - rr).mean(), "accuracy": (rc > rr).float().mean()}
 
     history = run_steps(step_fn, steps, desc="dpo", progress=progress)
@@ -178,10 +173,7 @@ def rlhf(policy: GPT, reference: GPT, reward_model, examples, tokenizer, steps: 
         total = kl_penalised_reward(reward, logp.detach(), logp_ref, beta)
         advantage = total - total.mean()  # the batch mean is the baseline
         loss = -(advantage * logp).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        opt.step()
+        optimizer_step(policy, opt, loss)
         policy.eval()
         preferred = sum(is_preferred(e, r) for e, r in zip(batch, responses, strict=True)) / len(batch)
         return {"loss": loss, "reward": reward.mean(), "kl": (logp.detach() - logp_ref).mean(),

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aigc_course.alignment.chat import format_chat
-from aigc_course.alignment.sft import _lr, make_optimizer
+from aigc_course.alignment.sft import _lr, make_optimizer, optimizer_step
 from aigc_course.gpt import GPT, GPTConfig
 from aigc_course.training import History, run_steps
 
@@ -123,17 +123,12 @@ def train_reward_model(model: RewardModel, pairs, tokenizer, steps: int, batch_s
     model.train()
 
     def step_fn(step: int):
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr, warmup)
         batch = rng.sample(pairs, min(batch_size, len(pairs)))
         prompts = [e.prompt for e, _, _ in batch]
         r = model.score(prompts + prompts, [c for _, c, _ in batch] + [r for _, _, r in batch], tokenizer)
         rc, rr = r[: len(batch)], r[len(batch) :]
         loss = bradley_terry_loss(rc, rr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(model, opt, loss, _lr(step, steps, lr, warmup))
         return {"loss": loss, "accuracy": (rc > rr).float().mean()}
 
     history = run_steps(step_fn, steps, desc="reward model", progress=progress)

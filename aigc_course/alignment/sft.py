@@ -64,6 +64,18 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.1)
                               {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.99))
 
 
+def optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor,
+                   lr: float | None = None) -> None:
+    """One update on ``loss``, gradients clipped to norm 1; ``lr`` (if given) is set first."""
+    if lr is not None:
+        for group in opt.param_groups:
+            group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
 def pretrain(model: GPT, ids: torch.Tensor, steps: int, batch_size: int = 32, lr: float = 3e-3,
              warmup: int = 50, seed: int = 0, progress: bool = True) -> History:
     """Next-token pretraining on a token stream ``ids (N,)`` with warm-up + cosine decay."""
@@ -73,14 +85,9 @@ def pretrain(model: GPT, ids: torch.Tensor, steps: int, batch_size: int = 32, lr
     model.train()
 
     def step_fn(step: int) -> torch.Tensor:
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr, warmup)
         x, y = lm_windows(ids, batch_size, model.config.block_size, gen)
         _, loss = model(x.to(device), y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(model, opt, loss, _lr(step, steps, lr, warmup))
         return loss
 
     history = run_steps(step_fn, steps, desc="pretrain", progress=progress)
@@ -105,17 +112,12 @@ def sft(model: GPT, examples: list, tokenizer, steps: int, batch_size: int = 32,
     window = min(len(by_length), 4 * batch_size)
 
     def step_fn(step: int) -> torch.Tensor:
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr, warmup)
         start = rng.randrange(len(by_length) - window + 1)
         batch = rng.sample(by_length[start : start + window], min(batch_size, window))
         x, y, _ = encode_examples(batch, tokenizer, block)
         logits, _ = model(x.to(device))
         loss = response_only_loss(logits, y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(model, opt, loss, _lr(step, steps, lr, warmup))
         return loss
 
     history = run_steps(step_fn, steps, desc="sft", progress=progress)
