@@ -3,7 +3,7 @@
 * :func:`python_corpus` -- text read from the local Python standard library's source
   (Chapters 1 and 3.1), split by file into train / validation / test.
 * :func:`ring_gaussians`, :func:`grid_gaussians` -- the 2-D mixtures of the GAN
-  mode-collapse literature (VEEGAN, PacGAN).
+  mode-collapse literature (VEEGAN, PacGAN); :func:`ring_log_density` is the ring's exact density.
 * :func:`load_digits` -- scikit-learn's 8x8 handwritten digits, scaled to ``[0, 1]``
   (ink / 16), with a fixed stratified train/test split.
 """
@@ -197,6 +197,18 @@ def ring_gaussians(n: int, std: float = 0.02, generator: torch.Generator | None 
     """``n`` points from 8 equal Gaussians on a circle of radius 2, std 0.02. ``(n, 2)``."""
     points, idx = _mixture(n, ring_centers(), std, generator)
     return (points, idx) if return_modes else points
+
+
+def ring_log_density(x: torch.Tensor, std: float = 0.02) -> torch.Tensor:
+    """Exact ``log p(x)`` of the ring mixture (8 equal isotropic Gaussians), ``(n, 2) -> (n,)``.
+
+    The best test log-density any model of :func:`ring_gaussians` can reach (in nats).
+    """
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x must have shape (n, 2), got {tuple(x.shape)}")
+    d2 = torch.cdist(x.double(), ring_centers().double().to(x.device)) ** 2
+    log_component = -d2 / (2 * std**2) - math.log(2 * math.pi * std**2)
+    return (torch.logsumexp(log_component, dim=1) - math.log(len(ring_centers()))).to(x.dtype)
 
 
 def grid_gaussians(n: int, std: float = 0.05, generator: torch.Generator | None = None, return_modes: bool = False):

@@ -31,7 +31,7 @@ import torch
 import aigc_course
 from aigc_course import pretrained
 from aigc_course.autoregressive import PointGPT
-from aigc_course.data import load_digits, ring_centers, ring_gaussians
+from aigc_course.data import load_digits, ring_gaussians, ring_log_density
 from aigc_course.diffusion import (
     Diffusion2DPipeline,
     MLPDenoiser,
@@ -43,7 +43,7 @@ from aigc_course.gan.models import Discriminator, Generator
 from aigc_course.gan.pipelines import GANSampler
 from aigc_course.gan.recipes import RECIPES
 from aigc_course.metrics.digits import frechet_digit_distance, load_digit_classifier
-from aigc_course.metrics.modes import NUM_EVAL_SAMPLES, RING_STD, ring_coverage
+from aigc_course.metrics.modes import NUM_EVAL_SAMPLES, ring_coverage
 from aigc_course.training import fit
 from aigc_course.vae import make_vae, vae_loss_fn
 
@@ -60,13 +60,6 @@ def timed(fn, repeats: int = 1):
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     return out, sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
-
-
-def true_ring_log_density(x: torch.Tensor) -> torch.Tensor:
-    """log p(x) of the real mixture (8 equal isotropic Gaussians): the best any model can do."""
-    d2 = torch.cdist(x.double(), ring_centers().double()) ** 2
-    log_comp = -d2 / (2 * RING_STD**2) - math.log(2 * math.pi * RING_STD**2)
-    return (torch.logsumexp(log_comp, dim=1) - math.log(8)).float()
 
 
 def lr_cosine(optimizer, steps: int, warmup: int = 100):
@@ -189,7 +182,7 @@ def print_ring(rows: list[dict], test: torch.Tensor, steps: int) -> None:
         print(f"| {r['route']} | {c.modes_captured} | {100 * c.high_quality:.1f} | {c.reverse_kl:.3f} | {ll} | "
               f"{r['nfe']:.3g} | {r['ms_per_sample'][0]:.4f} / {r['ms_per_sample'][1]:.4f} | {r['latency_ms']:.2f} | "
               f"{_seconds(r['train'])} |")
-    true_ll = float(true_ring_log_density(test).mean())
+    true_ll = float(ring_log_density(test).mean())
     real = ring_coverage(ring_gaussians(NUM_EVAL_SAMPLES, generator=torch.Generator().manual_seed(EVAL_SEED)))
     print(f"| real data (reference) | {real.modes_captured} | {100 * real.high_quality:.1f} | "
           f"{real.reverse_kl:.3f} | {true_ll:.3f} (true density) | - | - | - | - |")

@@ -95,3 +95,20 @@ def test_unreadable_corpus_file_names_the_path(tmp_path):
 def test_missing_corpus_root():
     with pytest.raises(ValueError, match="does not exist"):
         data.python_corpus(root="/no/such/folder")
+
+
+def test_ring_log_density_is_the_mixture_density():
+    from aigc_course.data import ring_centers, ring_log_density
+
+    centers = ring_centers()
+    # at a centre the other components are ~50 std away: log(1/8 * 1/(2 pi std^2))
+    expected = math.log(1 / 8) - math.log(2 * math.pi * 0.02**2)
+    assert torch.allclose(ring_log_density(centers), torch.full((8,), expected), atol=1e-4)
+    # it integrates to 1 over a fine grid around one mode (times 8 modes)
+    g = torch.linspace(-0.2, 0.2, 401)
+    xx, yy = torch.meshgrid(g + float(centers[0, 0]), g + float(centers[0, 1]), indexing="ij")
+    pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
+    mass = ring_log_density(pts).double().exp().sum() * float(g[1] - g[0]) ** 2
+    assert float(mass) * 8 == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ValueError, match="x must have shape"):
+        ring_log_density(torch.zeros(3))
