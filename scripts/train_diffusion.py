@@ -37,8 +37,8 @@ from aigc_course.training import fit
 CONFIGS = {
     "digits": {
         "name": "digits-ddpm", "schedule": "linear", "timesteps": 1000,
-        "model": {"channels": [32, 64], "num_classes": 10, "emb_dim": 128, "num_heads": 4, "dropout": 0.0},
-        "steps": 1800, "batch_size": 128, "lr": 2e-3, "warmup": 100, "ema_decay": 0.995,
+        "model": {"channels": [32, 64], "num_classes": 10, "emb_dim": 128, "num_heads": 4, "dropout": 0.4},
+        "steps": 6000, "batch_size": 128, "lr": 2e-3, "warmup": 200, "ema_decay": 0.999,
         "p_uncond": 0.15, "seed": 0,
     },
     "grid": {
@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (at most 2 on the course machine)")
     parser.add_argument("--no-publish", action="store_true", help="train and evaluate, but do not write the checkpoint")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="publish into this folder instead of the package's checkpoints (for experiments)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(args.threads, 2)))
     cfg = dict(CONFIGS[args.which])
@@ -168,7 +170,7 @@ def main() -> None:
     if not args.no_publish:
         entry = pretrained.publish(
             cfg["name"], model.state_dict(), config, builder=builder, description=description,
-            script="scripts/train_diffusion.py",
+            script="scripts/train_diffusion.py", checkpoint_dir=args.checkpoint_dir,
         )
         print(f"published {cfg['name']}: {entry['bytes']} bytes")
 
