@@ -136,13 +136,14 @@ def stage_sft(args) -> None:
     examples = make_examples(args.sft_examples, rambling_fraction=RAMBLING_FRACTION, seed=args.seed)
     steps = max(1, int(args.sft_steps * args.steps_scale))
     t0 = time.perf_counter()
-    history = sft(model, examples, tok, steps, batch_size=args.batch_size, lr=args.sft_lr, seed=args.seed)
+    history = sft(model, examples, tok, steps, batch_size=args.sft_batch_size, lr=args.sft_lr, warmup=50,
+                  seed=args.seed)
     seconds = time.perf_counter() - t0
     metrics = chat_metrics(base, eval_sets())
     metrics["sft_loss_last50"] = round(sum(history.loss[-50:]) / len(history.loss[-50:]), 4)
     print("sft:", metrics)
     record = {**base.config, "data": {**base.config["data"], "sft_examples": args.sft_examples},
-              "training": {"stage": "sft", "from": "tiny-chat-base", "steps": steps, "batch_size": args.batch_size,
+              "training": {"stage": "sft", "from": "tiny-chat-base", "steps": steps, "batch_size": args.sft_batch_size,
                            "lr": args.sft_lr, "loss": "response-only cross-entropy",
                            "train_seconds": round(seconds, 1), **machine()},
               "metrics": metrics}
@@ -231,13 +232,14 @@ def main() -> None:
     parser.add_argument("--n-head", type=int, default=4)
     parser.add_argument("--n-embd", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--base-sentences", type=int, default=40_000)
-    parser.add_argument("--base-steps", type=int, default=600)
-    parser.add_argument("--sft-examples", type=int, default=80_000)
-    parser.add_argument("--sft-steps", type=int, default=2400)
-    parser.add_argument("--sft-lr", type=float, default=1e-3)
-    parser.add_argument("--rm-pairs", type=int, default=6000)
-    parser.add_argument("--rm-steps", type=int, default=500)
+    parser.add_argument("--base-sentences", type=int, default=200_000)
+    parser.add_argument("--base-steps", type=int, default=3000)
+    parser.add_argument("--sft-examples", type=int, default=200_000)
+    parser.add_argument("--sft-steps", type=int, default=3000)
+    parser.add_argument("--sft-batch-size", type=int, default=64)
+    parser.add_argument("--sft-lr", type=float, default=2e-3)
+    parser.add_argument("--rm-pairs", type=int, default=30_000)
+    parser.add_argument("--rm-steps", type=int, default=2000)
     parser.add_argument("--rm-lr", type=float, default=5e-4)
     parser.add_argument("--dpo-pairs", type=int, default=4000)
     parser.add_argument("--dpo-steps", type=int, default=200)
@@ -245,7 +247,9 @@ def main() -> None:
     parser.add_argument("--dpo-lr", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-publish", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (at most 2 on the course machine)")
     args = parser.parse_args()
+    torch.set_num_threads(max(1, min(args.threads, 2)))
     stages = ["base", "sft", "reward", "dpo"] if args.stage == "all" else [args.stage]
     for stage in stages:
         t0 = time.perf_counter()

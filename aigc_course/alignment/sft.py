@@ -106,14 +106,12 @@ def sft(model: GPT, examples: list, tokenizer, steps: int, batch_size: int = 32,
     rng = random.Random(seed)
     opt = make_optimizer(model, lr)
     model.train()
-    # batches of similar length waste less compute on padding: draw each batch from a random
-    # window of the length-sorted examples
-    by_length = sorted(examples, key=lambda e: len(e.prompt) + len(e.response))
-    window = min(len(by_length), 4 * batch_size)
+    # Uniformly random batches mix the task families. Batching by length would save padding,
+    # but similar lengths mean similar tasks, and those one-task batches learned far slower
+    # (12.8% against 44% exact match after 800 steps in one measured run).
 
     def step_fn(step: int) -> torch.Tensor:
-        start = rng.randrange(len(by_length) - window + 1)
-        batch = rng.sample(by_length[start : start + window], min(batch_size, window))
+        batch = rng.sample(examples, min(batch_size, len(examples)))
         x, y, _ = encode_examples(batch, tokenizer, block)
         logits, _ = model(x.to(device))
         loss = response_only_loss(logits, y.to(device))
