@@ -68,6 +68,12 @@ def machine() -> dict:
             "torch": torch.__version__}
 
 
+def last50_mean(values: list[float]) -> float:
+    """Mean of the last 50 recorded values, rounded: the training loss a stage ends at."""
+    tail = values[-50:]
+    return round(sum(tail) / len(tail), 4)
+
+
 def eval_sets(n_per_task: int = 50) -> dict:
     """The fixed evaluation sets every stage reports on (test instances only)."""
     return {
@@ -117,7 +123,7 @@ def stage_base(args) -> None:
 
     pipe = ChatPipeline(model.eval())
     metrics = chat_metrics(pipe, eval_sets(20))
-    metrics["pretrain_loss_last50"] = round(sum(history.loss[-50:]) / len(history.loss[-50:]), 4)
+    metrics["pretrain_loss_last50"] = last50_mean(history.loss)
     print("base:", metrics)
     record = {"model": config.to_dict(), "tokenizer": {"type": "char", "chars": ALPHABET}, "data": {
         **DATA, "pretraining": f"pretraining_text({args.base_sentences}, tasks=all 7, seed={args.seed}): "
@@ -140,7 +146,7 @@ def stage_sft(args) -> None:
                   seed=args.seed)
     seconds = time.perf_counter() - t0
     metrics = chat_metrics(base, eval_sets())
-    metrics["sft_loss_last50"] = round(sum(history.loss[-50:]) / len(history.loss[-50:]), 4)
+    metrics["sft_loss_last50"] = last50_mean(history.loss)
     print("sft:", metrics)
     record = {**base.config, "data": {**base.config["data"], "sft_examples": args.sft_examples},
               "training": {"stage": "sft", "from": "tiny-chat-base", "steps": steps, "batch_size": args.sft_batch_size,
@@ -167,7 +173,7 @@ def stage_reward(args) -> None:
     acc, _, _ = pairwise_accuracy(rm, test_pairs, tok)
     acc_held, _, _ = pairwise_accuracy(rm, held_pairs, tok)
     metrics = {"pairwise_accuracy_test_pairs": round(acc, 4), "pairwise_accuracy_held_out_phrasings":
-               round(acc_held, 4), "train_loss_last50": round(sum(history.loss[-50:]) / len(history.loss[-50:]), 4)}
+               round(acc_held, 4), "train_loss_last50": last50_mean(history.loss)}
     print("reward:", metrics)
     record = {"model": sft_pipe.config["model"], "tokenizer": sft_pipe.config["tokenizer"],
               "data": {**DATA, "train_pairs": f"preference_pairs(make_examples({args.rm_pairs}, seed="

@@ -96,6 +96,13 @@ def kl_to_reference(policy: GPT, reference: GPT, prompts: list[str], tokenizer, 
     return float((kl * mask).sum(-1).mean())
 
 
+def _start_policy_training(policy: GPT, reference: GPT, lr: float, seed: int):
+    """Freeze ``reference``, make ``policy`` trainable; return the batch RNG and the optimiser."""
+    reference.eval().requires_grad_(False)
+    policy.requires_grad_(True)  # a deep copy of a frozen reference would be frozen too
+    return random.Random(seed), make_optimizer(policy, lr, weight_decay=0.0)
+
+
 def train_dpo(policy: GPT, reference: GPT, pairs, tokenizer, steps: int, beta: float = 0.1,
               batch_size: int = 32, lr: float = 2e-4, warmup: int = 10, seed: int = 0,
               progress: bool = True) -> History:
@@ -104,10 +111,7 @@ def train_dpo(policy: GPT, reference: GPT, pairs, tokenizer, steps: int, beta: f
         raise ValueError("pairs is empty: DPO needs at least one preference pair")
     device = policy.lm_head.weight.device
     block = policy.config.block_size
-    reference.eval().requires_grad_(False)
-    policy.requires_grad_(True)  # a deep copy of a frozen reference would be frozen too
-    rng = random.Random(seed)
-    opt = make_optimizer(policy, lr, weight_decay=0.0)
+    rng, opt = _start_policy_training(policy, reference, lr, seed)
     policy.train()
 
     def step_fn(step: int):
@@ -145,12 +149,9 @@ def rlhf(policy: GPT, reference: GPT, reward_model, examples, tokenizer, steps: 
         raise ValueError("examples is empty: RLHF needs prompts to sample responses for")
     device = policy.lm_head.weight.device
     block = policy.config.block_size
-    reference.eval().requires_grad_(False)
-    policy.requires_grad_(True)  # a deep copy of a frozen reference would be frozen too
     reward_model.eval().requires_grad_(False)
-    rng = random.Random(seed)
+    rng, opt = _start_policy_training(policy, reference, lr, seed)
     gen = torch.Generator().manual_seed(seed)
-    opt = make_optimizer(policy, lr, weight_decay=0.0)
     # a batch shares one prompt length, so it decodes as a single cached batch (much faster)
     by_length: dict[int, list] = {}
     for e in examples:
