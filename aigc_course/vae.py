@@ -53,7 +53,9 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
         raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} "
                          f"and {tuple(logvar.shape)}")
     if eps is None:
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        # draw where the generator lives: a CPU generator then gives the same eps on any device
+        draw_on = generator.device if generator is not None else mu.device
+        eps = torch.randn(mu.shape, generator=generator, device=draw_on, dtype=mu.dtype).to(mu.device)
     elif eps.shape != mu.shape:
         raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
     return mu + torch.exp(0.5 * logvar) * eps

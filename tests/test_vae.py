@@ -54,6 +54,15 @@ def test_reparameterised_samples_have_the_right_moments_and_gradients():
     assert logvar.grad is not None and torch.isfinite(logvar.grad).all()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cpu_generator_gives_the_same_noise_for_cuda_tensors():
+    mu, logvar = torch.zeros(4, 3), torch.zeros(4, 3)
+    on_cpu = reparameterize(mu, logvar, torch.Generator().manual_seed(0))
+    on_cuda = reparameterize(mu.cuda(), logvar.cuda(), torch.Generator().manual_seed(0))
+    assert on_cuda.device.type == "cuda"
+    torch.testing.assert_close(on_cuda.cpu(), on_cpu)
+
+
 def test_binomial_log_prob_is_a_distribution_over_17_levels():
     k = torch.arange(17.0)
     for logit in (-2.0, 0.0, 1.3):
