@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+import re
+from collections import Counter
 
 import pytest
 import torch
@@ -20,6 +22,7 @@ from aigc_course.alignment import (
     encode_pairs,
     evaluate,
     format_chat,
+    format_prompt,
     generate,
     is_correct,
     is_preferred,
@@ -34,6 +37,7 @@ from aigc_course.alignment import (
     sft,
     solve,
 )
+from aigc_course.alignment.reward import encode_full
 from aigc_course.alignment.tasks import corrupt_answer, instance_split, number_to_words
 from aigc_course.gpt import GPT, GPTConfig
 
@@ -89,6 +93,20 @@ def test_word_instances_are_random_strings_that_rarely_repeat(task):
     assert len({e.args for e in examples}) > 0.99 * len(examples)  # nothing to memorise
 
 
+def test_letter_counts_are_uniform_so_guessing_the_common_count_fails():
+    counts = Counter(e.answer for e in make_examples(4000, tasks="count_letter", seed=7))
+    assert set(counts) == {"0", "1", "2", "3"}
+    assert max(counts.values()) < 0.3 * sum(counts.values())
+
+
+def test_every_word_of_a_test_spelling_occurs_in_train_spellings():
+    split = {n: instance_split("spell_number", {"n": n}) for n in range(1, 1000)}
+    train_words = {w for n, s in split.items() if s == "train" for w in re.split("[ -]", number_to_words(n))}
+    test = [n for n, s in split.items() if s == "test"]
+    assert 150 < len(test) < 250
+    assert all(set(re.split("[ -]", number_to_words(n))) <= train_words for n in test)
+
+
 def test_solutions_by_hand():
     assert solve("reverse", {"word": "cat"}) == "tac"
     assert solve("sort_digits", {"digits": "3912"}) == "1239"
@@ -98,6 +116,8 @@ def test_solutions_by_hand():
     assert solve("spell_number", {"n": 42}) == "forty-two"
     assert solve("lowercase", {"phrase": "RED FOX"}) == "red fox"
     assert [number_to_words(n) for n in (0, 13, 20, 99)] == ["zero", "thirteen", "twenty", "ninety-nine"]
+    assert [number_to_words(n) for n in (100, 115, 340, 999)] == [
+        "one hundred", "one hundred fifteen", "three hundred forty", "nine hundred ninety-nine"]
 
 
 def test_evaluator_exact_match_and_preference_score():
@@ -215,10 +235,11 @@ def test_kl_penalty_by_hand():
         kl_penalised_reward(reward, lp, lr, beta=-1.0)
 
 
-def test_reward_model_reads_the_last_real_token_and_learns_a_preference():
+@pytest.mark.parametrize("pool", ["last", "mean", "logprob"])
+def test_reward_model_ignores_padding_and_learns_a_preference(pool):
     torch.manual_seed(0)
-    rm = RewardModel(GPTConfig(vocab_size=TOK.vocab_size, block_size=96, n_layer=1, n_head=2, n_embd=16))
-    # padding after a sequence does not change its score (causal model, last real token)
+    rm = RewardModel(GPTConfig(vocab_size=TOK.vocab_size, block_size=96, n_layer=1, n_head=2, n_embd=16), pool)
+    # padding after a sequence does not change its score (causal model, real tokens only)
     short = rm.score(["add 1 and 2"], ["3"], TOK)
     mixed = rm.score(["add 1 and 2", "add 1 and 2"], ["3", "Sure! The answer is 3."], TOK)
     assert torch.allclose(short, mixed[:1], atol=1e-6)
@@ -231,6 +252,31 @@ def test_reward_model_reads_the_last_real_token_and_learns_a_preference():
         opt.step()
     r = rm.score(["add 1 and 2"] * 2, ["3", "Sure! The answer is 3."], TOK)
     assert r[0] > r[1]
+
+
+def test_mean_pooled_reward_averages_the_head_over_the_response_and_end():
+    torch.manual_seed(0)
+    rm = RewardModel(GPTConfig(vocab_size=TOK.vocab_size, block_size=96, n_layer=1, n_head=2, n_embd=16), "mean")
+    torch.nn.init.normal_(rm.head.weight)
+    ids, lengths, starts = encode_full(["add 1 and 2"], ["13"], TOK, 96)
+    assert starts.tolist() == [len(TOK.encode(format_prompt("add 1 and 2")))]
+    assert lengths.tolist() == [starts.item() + 3]  # "1", "3", <|end|>
+    per_token = rm.head(rm.backbone._body(ids)).squeeze(-1)[0]
+    torch.testing.assert_close(rm.score(["add 1 and 2"], ["13"], TOK)[0], per_token[starts.item():].mean())
+    with pytest.raises(ValueError, match="starts"):
+        rm(ids, lengths)
+    with pytest.raises(ValueError, match="pool"):
+        RewardModel(rm.config, "max")
+
+
+def test_logprob_pooled_reward_starts_as_the_backbones_mean_token_logprob():
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=96, n_layer=1, n_head=2, n_embd=16))
+    rm = RewardModel.from_gpt(gpt, "logprob")  # zero head, log-probability weight 1
+    prompts, responses = ["add 1 and 2", "hi"], ["13", "Sure! The answer is 3."]
+    ids, targets, mask = encode_pairs(prompts, responses, TOK, 96)
+    expected = sequence_logprobs(gpt, ids, targets) / mask.sum(1)  # response tokens and <|end|>
+    torch.testing.assert_close(rm.score(prompts, responses, TOK), expected)
 
 
 def test_generate_stops_at_end_and_handles_mixed_prompt_lengths():

@@ -8,8 +8,13 @@ maximises the likelihood of the observed preferences (Christiano et al. 2017; Ou
 
 $$\\mathcal L_{RM} = -\\mathbb E \\log \\sigma\\big(r_\\phi(x, y_w) - r_\\phi(x, y_l)\\big).$$
 
-The score is read from the last token of the sequence (its ``<|end|>``), where the causal
-model has seen the whole conversation.
+Where the score is read is the model's ``pool``: ``"last"`` reads one score at the last token
+(``<|end|>``), where the causal model has seen the whole conversation; ``"mean"`` averages a
+score read at every response token and the ``<|end|>``; ``"logprob"`` averages, for each
+response token, a score read where that token was predicted plus the backbone's own
+log-probability of it, times a learned weight. An SFT backbone that *generates* an answer
+correctly gives a wrong digit a low log-probability, so this pool starts with the judgement
+that one score at ``<|end|>`` must learn from the pairs alone.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aigc_course.alignment.chat import format_chat
+from aigc_course.alignment.chat import format_chat, format_prompt
 from aigc_course.alignment.sft import _lr, make_optimizer, optimizer_step
 from aigc_course.gpt import GPT, GPTConfig
 from aigc_course.training import History, run_steps
@@ -35,52 +40,81 @@ def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torc
     return -F.logsigmoid(r_chosen - r_rejected).mean()
 
 
-class RewardModel(nn.Module):
-    """A GPT backbone and a linear head: ``(ids (B, T), lengths (B,)) -> rewards (B,)``."""
+POOLS = ("last", "mean", "logprob")
 
-    def __init__(self, config: GPTConfig):
+
+class RewardModel(nn.Module):
+    """A GPT backbone and a linear head: ``(ids (B, T), lengths (B,), starts (B,)) -> rewards (B,)``.
+
+    ``pool`` is ``"last"`` (the score at token ``lengths - 1``), ``"mean"`` (the mean score
+    over the response tokens ``starts .. lengths - 1``) or ``"logprob"`` (that mean, each
+    token's score read at the position predicting it and plus ``logprob_weight`` times the
+    token's log-probability under the backbone); see the module docstring.
+    """
+
+    def __init__(self, config: GPTConfig, pool: str = "last"):
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        self.pool = pool
         self.backbone = GPT(config)
         self.head = nn.Linear(config.n_embd, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if pool == "logprob":
+            self.logprob_weight = nn.Parameter(torch.ones(()))
 
     @property
     def config(self) -> GPTConfig:
         return self.backbone.config
 
     @classmethod
-    def from_gpt(cls, gpt: GPT) -> RewardModel:
+    def from_gpt(cls, gpt: GPT, pool: str = "last") -> RewardModel:
         """Start from a (fine-tuned) language model: it already understands the tasks."""
-        model = cls(gpt.config)
+        model = cls(gpt.config, pool)
         model.backbone.load_state_dict(gpt.state_dict())
         return model.to(gpt.lm_head.weight.device)
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Reward of each right-padded sequence, read at its last real token ``lengths - 1``."""
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
+        """Reward of each right-padded sequence: at its last real token ``lengths - 1``, or
+        (``pool="mean"``) averaged over its response, positions ``starts .. lengths - 1``."""
         if lengths.shape != ids.shape[:1]:
             raise ValueError(f"lengths must be (B,) = {tuple(ids.shape[:1])}, got {tuple(lengths.shape)}")
         h = self.backbone._body(ids)  # (B, T, C), after the final LayerNorm
-        last = h[torch.arange(len(ids), device=ids.device), lengths - 1]
-        return self.head(last).squeeze(-1)
+        if self.pool == "last":
+            last = h[torch.arange(len(ids), device=ids.device), lengths - 1]
+            return self.head(last).squeeze(-1)
+        if starts is None or starts.shape != lengths.shape or bool(((starts < 1) | (starts >= lengths)).any()):
+            raise ValueError(f"pool={self.pool!r} needs starts (B,): where each response begins, before its length")
+        if self.pool == "logprob":  # position t scores token t + 1, the one it predicts
+            logp = torch.log_softmax(self.backbone.lm_head(h[:, :-1]).float(), dim=-1)
+            logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T - 1)
+            per_token = self.head(h[:, :-1]).squeeze(-1) + self.logprob_weight * logp
+            starts, lengths = starts - 1, lengths - 1
+        else:
+            per_token = self.head(h).squeeze(-1)  # (B, T)
+        pos = torch.arange(per_token.shape[1], device=ids.device)[None]
+        mask = ((pos >= starts[:, None]) & (pos < lengths[:, None])).to(per_token.dtype)
+        return (per_token * mask).sum(1) / mask.sum(1)
 
     def score(self, prompts: list[str], responses: list[str], tokenizer) -> torch.Tensor:
         """Rewards ``(B,)`` of (instruction, response) pairs."""
-        ids, lengths = encode_full(prompts, responses, tokenizer, self.config.block_size)
+        ids, lengths, starts = encode_full(prompts, responses, tokenizer, self.config.block_size)
         device = self.head.weight.device
-        return self(ids.to(device), lengths.to(device))
+        return self(ids.to(device), lengths.to(device), starts.to(device))
 
     @classmethod
     def from_checkpoint(cls, tensors: dict, config: dict, device=None) -> RewardModel:
         from aigc_course.pretrained import load_module_state
 
-        model = cls(GPTConfig(**config["model"]))
+        model = cls(GPTConfig(**config["model"]), config.get("reward_pool", "last"))
         load_module_state(model, tensors)
         return model.to(device or "cpu").eval()
 
 
 def encode_full(prompts: list[str], responses: list[str], tokenizer, block_size: int):
-    """Whole conversations (with ``<|end|>``) as right-padded ``ids (B, T)`` and ``lengths (B,)``."""
+    """Whole conversations (with ``<|end|>``) as right-padded ``ids (B, T)``, their ``lengths (B,)``
+    and ``starts (B,)``, the position of each response's first token."""
     if len(prompts) != len(responses):
         raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
     if not prompts:
@@ -92,7 +126,8 @@ def encode_full(prompts: list[str], responses: list[str], tokenizer, block_size:
     ids = torch.zeros(len(seqs), longest, dtype=torch.long)
     for b, s in enumerate(seqs):
         ids[b, : len(s)] = torch.tensor(s)
-    return ids, torch.tensor([len(s) for s in seqs])
+    starts = [len(tokenizer.encode(format_prompt(p))) for p in prompts]
+    return ids, torch.tensor([len(s) for s in seqs]), torch.tensor(starts)
 
 
 def pairwise_accuracy(model: RewardModel, pairs, tokenizer, batch_size: int = 128) -> tuple[float, torch.Tensor,
@@ -118,12 +153,14 @@ def train_reward_model(model: RewardModel, pairs, tokenizer, steps: int, batch_s
     """Fit ``model`` to ``(example, chosen, rejected)`` pairs with the Bradley-Terry loss."""
     if not pairs:
         raise ValueError("pairs is empty: a reward model needs at least one preference pair")
-    rng = random.Random(seed)
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)  # a shuffled walk: every pair once before any repeats
+    size = min(batch_size, len(pairs))
     opt = make_optimizer(model, lr)
     model.train()
 
     def step_fn(step: int):
-        batch = rng.sample(pairs, min(batch_size, len(pairs)))
+        batch = [pairs[order[(step * size + i) % len(pairs)]] for i in range(size)]
         prompts = [e.prompt for e, _, _ in batch]
         r = model.score(prompts + prompts, [c for _, c, _ in batch] + [r for _, _, r in batch], tokenizer)
         rc, rr = r[: len(batch)], r[len(batch) :]

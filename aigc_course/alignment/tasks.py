@@ -8,7 +8,10 @@ test whether the model learned the task or the wording. Every instance (task + a
 is assigned to the train or test split by a hash, so a test instance is never trained on.
 Words are random letter strings, and digit strings and sums have thousands of instances, so
 those instances hardly ever repeat: a model cannot pass by memorising answers, only by learning
-the procedure (``spell_number`` is the exception: only the numbers 0-99 have a spelling here).
+the procedure. ``spell_number`` spells 1-999; each word of a test number's spelling also
+occurs in the spellings of train numbers, so the test asks for composition, not recall.
+``count_letter`` draws the count first, uniformly over 0-3, so a model that always answers
+the most common count scores 25%, not most of the marks.
 
 Responses come in two styles: *concise* (just the answer) and *rambling* (the answer wrapped
 in chatter). The supervised data mixes both; the stated preference used for reward
@@ -30,9 +33,12 @@ TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eight
 
 
 def number_to_words(n: int) -> str:
-    """``42 -> "forty-two"`` for ``0 <= n <= 99``."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 99:
-        raise ValueError(f"n must be an int in [0, 99], got {n!r}")
+    """``42 -> "forty-two"``, ``315 -> "three hundred fifteen"`` for ``0 <= n <= 999``."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 999:
+        raise ValueError(f"n must be an int in [0, 999], got {n!r}")
+    if n >= 100:
+        hundreds, rest = divmod(n, 100)
+        return ONES[hundreds] + " hundred" + ("" if rest == 0 else " " + number_to_words(rest))
     if n < 20:
         return ONES[n]
     tens, ones = divmod(n, 10)
@@ -122,10 +128,16 @@ def draw_args(task: str, rng: random.Random) -> dict:
         phrase = " ".join(pseudo_word(rng, 3, 6) for _ in range(rng.randint(1, 2)))
         return {"phrase": phrase.upper() if task == "lowercase" else phrase}
     if task == "count_letter":
-        word = pseudo_word(rng)
-        letter = rng.choice(word) if rng.random() < 0.8 else rng.choice(LETTERS)
-        return {"letter": letter, "word": word}
-    return {"n": rng.randint(0, 99)}  # spell_number: every number that has a spelling here
+        # the count first, uniform over 0-3: with letters drawn at random most counts are 1,
+        # and a model learns to answer "1" instead of counting
+        count = rng.randint(0, 3)
+        letter = rng.choice(LETTERS)
+        others = LETTERS.replace(letter, "")
+        chars = [rng.choice(others) for _ in range(rng.randint(max(3, count + 2), 7))]  # no "aaa"
+        for i in rng.sample(range(len(chars)), count):
+            chars[i] = letter
+        return {"letter": letter, "word": "".join(chars)}
+    return {"n": rng.randint(1, 999)}  # spell_number; 0 is left out: "zero" occurs in no other spelling
 
 
 def solve(task: str, args: dict) -> str:
@@ -277,7 +289,7 @@ def corrupt_answer(example: Example, rng: random.Random) -> str:
         if example.task in ("add", "count_letter"):
             wrong = str(max(0, int(a) + rng.choice([-2, -1, 1, 2, 10, -10])))
         elif example.task == "spell_number":
-            wrong = number_to_words(min(99, max(0, args["n"] + rng.choice([-1, 1, 10, -10]))))
+            wrong = number_to_words(min(999, max(1, args["n"] + rng.choice([-1, 1, 10, -10, 100, -100]))))
         elif example.task == "reverse" and rng.random() < 0.3:
             wrong = args["word"]  # not reversed at all
         elif example.task in ("uppercase", "lowercase") and rng.random() < 0.5:
