@@ -76,8 +76,9 @@ class RewardModel(nn.Module):
         return model.to(gpt.lm_head.weight.device)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, starts: torch.Tensor | None = None) -> torch.Tensor:
-        """Reward of each right-padded sequence: at its last real token ``lengths - 1``, or
-        (``pool="mean"``) averaged over its response, positions ``starts .. lengths - 1``."""
+        """Rewards ``(B,)`` of right-padded sequences ``ids (B, T)``: at the last real token
+        ``lengths - 1`` (``pool="last"``), or averaged over the response tokens
+        ``starts .. lengths - 1`` (``"mean"``, ``"logprob"``; then ``starts (B,)`` is required)."""
         if lengths.shape != ids.shape[:1]:
             raise ValueError(f"lengths must be (B,) = {tuple(ids.shape[:1])}, got {tuple(lengths.shape)}")
         h = self.backbone._body(ids)  # (B, T, C), after the final LayerNorm
