@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from aigc_course.alignment.chat import encode_pairs, generate
-from aigc_course.alignment.sft import _lr, make_optimizer, optimizer_step
+from aigc_course.alignment.sft import _lr, make_optimizer, optimizer_step, token_logprobs
 from aigc_course.gpt import GPT
 from aigc_course.training import History, run_steps
 
@@ -38,10 +38,7 @@ def sequence_logprobs(model: GPT, ids: torch.Tensor, targets: torch.Tensor) -> t
     (``-1`` outside the response). Returns ``(B,)``.
     """
     logits, _ = model(ids)
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    mask = targets != -1
-    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * mask).sum(-1)
+    return (token_logprobs(logits, targets) * (targets != -1)).sum(-1)
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aigc_course.alignment.chat import format_chat, format_prompt
-from aigc_course.alignment.sft import _lr, make_optimizer, optimizer_step
+from aigc_course.alignment.chat import END, format_prompt
+from aigc_course.alignment.sft import _lr, make_optimizer, optimizer_step, token_logprobs
 from aigc_course.gpt import GPT, GPTConfig
 from aigc_course.training import History, run_steps
 
@@ -88,8 +88,7 @@ class RewardModel(nn.Module):
         if starts is None or starts.shape != lengths.shape or bool(((starts < 1) | (starts >= lengths)).any()):
             raise ValueError(f"pool={self.pool!r} needs starts (B,): where each response begins, before its length")
         if self.pool == "logprob":  # position t scores token t + 1, the one it predicts
-            logp = torch.log_softmax(self.backbone.lm_head(h[:, :-1]).float(), dim=-1)
-            logp = logp.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T - 1)
+            logp = token_logprobs(self.backbone.lm_head(h[:, :-1]), ids[:, 1:])  # (B, T - 1)
             per_token = self.head(h[:, :-1]).squeeze(-1) + self.logprob_weight * logp
             starts, lengths = starts - 1, lengths - 1
         else:
@@ -120,15 +119,15 @@ def encode_full(prompts: list[str], responses: list[str], tokenizer, block_size:
         raise ValueError(f"got {len(prompts)} prompts but {len(responses)} responses")
     if not prompts:
         raise ValueError("the data set is empty: pass at least one (prompt, response) pair")
-    seqs = [tokenizer.encode(format_chat(p, r)) for p, r in zip(prompts, responses, strict=True)]
+    heads = [tokenizer.encode(format_prompt(p)) for p in prompts]  # the response starts after its prompt
+    seqs = [h + tokenizer.encode(r + END) for h, r in zip(heads, responses, strict=True)]
     longest = max(len(s) for s in seqs)
     if longest > block_size:
         raise ValueError(f"a conversation of {longest} tokens is longer than the context block_size={block_size}")
     ids = torch.zeros(len(seqs), longest, dtype=torch.long)
     for b, s in enumerate(seqs):
         ids[b, : len(s)] = torch.tensor(s)
-    starts = [len(tokenizer.encode(format_prompt(p))) for p in prompts]
-    return ids, torch.tensor([len(s) for s in seqs]), torch.tensor(starts)
+    return ids, torch.tensor([len(s) for s in seqs]), torch.tensor([len(h) for h in heads])
 
 
 def pairwise_accuracy(model: RewardModel, pairs, tokenizer, batch_size: int = 128) -> tuple[float, torch.Tensor,

@@ -23,6 +23,15 @@ from aigc_course.gpt import GPT
 from aigc_course.training import History, run_steps
 
 
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log p(target)`` at every position: ``logits (B, T, V)``, ``targets (B, T)`` -> ``(B, T)``.
+
+    Targets of ``-1`` (masked positions) read token 0; callers mask them out.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+
+
 def response_only_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the positions whose target is not ``-1``.
 
@@ -35,9 +44,7 @@ def response_only_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     mask = targets != -1
     if not mask.any():
         raise ValueError("targets mask every position: there is no response token to learn from")
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return -(picked * mask).sum() / mask.sum()
+    return -(token_logprobs(logits, targets) * mask).sum() / mask.sum()
 
 
 def lm_windows(ids: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator):
