@@ -37,9 +37,9 @@ from aigc_course.training import fit
 CONFIGS = {
     "digits": {
         "name": "digits-ddpm", "schedule": "linear", "timesteps": 1000,
-        "model": {"channels": [32, 64], "num_classes": 10, "emb_dim": 128, "num_heads": 4, "dropout": 0.4},
+        "model": {"channels": [32, 64], "num_classes": 10, "emb_dim": 128, "num_heads": 4, "dropout": 0.6},
         "steps": 6000, "batch_size": 128, "lr": 2e-3, "warmup": 200, "ema_decay": 0.999,
-        "p_uncond": 0.15, "seed": 0,
+        "p_uncond": 0.3, "seed": 0,
     },
     "grid": {
         "name": "grid-ddpm", "schedule": "cosine", "timesteps": 1000,

@@ -36,6 +36,15 @@ def test_nearest_neighbour_distances():
     assert torch.allclose(nearest_neighbour_distances(samples, ref), torch.tensor([0.0, 0.5]))
 
 
+def test_nearest_neighbour_indices_point_at_the_nearest_reference():
+    ref = torch.arange(5.0).reshape(5, 1, 1, 1) * torch.ones(5, 1, 2, 2)  # constant images 0..4
+    samples = torch.tensor([3.9, 0.2, 2.4]).reshape(3, 1, 1, 1) * torch.ones(3, 1, 2, 2)
+    distances, indices = nearest_neighbour_distances(samples, ref, return_indices=True)
+    assert indices.tolist() == [4, 0, 2]
+    assert torch.allclose(distances, torch.tensor([0.2, 0.4, 0.8]))  # 2x2 pixels: 2 x |difference|
+    assert torch.equal(distances, nearest_neighbour_distances(samples, ref))
+
+
 def test_bad_shapes():
     with pytest.raises(ValueError, match=r"features must be \(N, D\) and \(M, D\)"):
         frechet_distance(np.zeros((5, 2)), np.zeros((5, 3)))

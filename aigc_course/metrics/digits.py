@@ -126,10 +126,17 @@ def frechet_digit_distance(images_a: torch.Tensor, images_b: torch.Tensor) -> fl
     return frechet_distance(feats_a, feats_b)
 
 
-def nearest_neighbour_distances(samples: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Euclidean pixel distance from each sample to its nearest reference image. ``(N,)``."""
+def nearest_neighbour_distances(
+    samples: torch.Tensor, reference: torch.Tensor, return_indices: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean pixel distance from each sample to its nearest reference image. ``(N,)``.
+
+    With ``return_indices=True`` also returns which reference image is nearest, ``(N,)`` long,
+    so that a sample can be shown beside its closest training image.
+    """
     if samples.ndim < 2 or reference.ndim < 2 or samples.shape[1:] != reference.shape[1:]:
         raise ValueError(f"samples and reference must share their per-item shape, got {tuple(samples.shape)} and {tuple(reference.shape)}")
     a = samples.reshape(len(samples), -1).float().cpu()
     b = reference.reshape(len(reference), -1).float().cpu()
-    return torch.cdist(a, b).min(dim=1).values
+    nearest = torch.cdist(a, b).min(dim=1)
+    return (nearest.values, nearest.indices) if return_indices else nearest.values
