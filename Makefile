@@ -31,8 +31,15 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 install: $(STAMP)
 
 # The book executes every notebook once and caches the outputs in _build/.jupyter_cache,
-# so a second build only re-runs notebooks whose code changed.
-book: install
+# so a second build only re-runs notebooks whose code changed. The cache looks only at a
+# notebook's code cells, so a change to the package or a retrained checkpoint would leave stale
+# outputs: any file under aigc_course/ newer than the stamp empties the cache first.
+CACHE_STAMP := _build/.cache-package-stamp
+$(CACHE_STAMP): $(shell find aigc_course -type f -not -path '*/__pycache__/*')
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build && touch $@
+
+book: install $(CACHE_STAMP)
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 	@echo "Open _build/html/index.html"
 
@@ -72,7 +79,7 @@ exercises: install
 	$(BIN)/python -m aigc_course.exercises build
 
 # The student edition of the book: sphinx-exercise's hide_solutions, sharing the main build's cache.
-book-student: install
+book-student: install $(CACHE_STAMP)
 	$(BIN)/python -m aigc_course.exercises book-config _build/student_config.yml
 	$(BIN)/jupyter-book build . --config _build/student_config.yml --path-output _build/student $(BOOK_FLAGS)
 	@echo "Open _build/student/_build/html/index.html"
