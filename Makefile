@@ -31,12 +31,13 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 install: $(STAMP)
 
 # The book executes every notebook once and caches the outputs in _build/.jupyter_cache,
-# so a second build only re-runs notebooks whose code changed. The cache looks only at a
-# notebook's code cells, so a change to the package or a retrained checkpoint would leave stale
-# outputs: any file under aigc_course/ newer than the stamp empties the cache first.
+# so a second build only re-runs notebooks whose code changed. Both that cache and Sphinx's
+# incremental build look only at the notebooks themselves, so a change to the package or a
+# retrained checkpoint would leave stale outputs: any file under aigc_course/ newer than the
+# stamp empties the cache and Sphinx's saved environment, and every page is executed again.
 CACHE_STAMP := _build/.cache-package-stamp
 $(CACHE_STAMP): $(shell find aigc_course -type f -not -path '*/__pycache__/*')
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute
 	mkdir -p _build && touch $@
 
 book: install $(CACHE_STAMP)
