@@ -131,6 +131,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=sorted(CONFIGS))
     parser.add_argument("--steps", type=int, default=None, help="override the number of training steps")
+    parser.add_argument("--dropout", type=float, default=None, help="override the U-Net's dropout (digits)")
+    parser.add_argument("--p-uncond", type=float, default=None,
+                        help="override how often the label is dropped to the null label (digits)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (at most 2 on the course machine)")
     parser.add_argument("--no-publish", action="store_true", help="train and evaluate, but do not write the checkpoint")
     parser.add_argument("--checkpoint-dir", default=None,
@@ -140,6 +143,10 @@ def main() -> None:
     cfg = dict(CONFIGS[args.which])
     if args.steps is not None:
         cfg["steps"] = args.steps
+    if args.dropout is not None:
+        cfg["model"] = {**cfg["model"], "dropout": args.dropout}
+    if args.p_uncond is not None:
+        cfg["p_uncond"] = args.p_uncond
     device = aigc_course.get_device()
     start = time.perf_counter()
     model, schedule, history = train(cfg, device)
