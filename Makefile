@@ -6,6 +6,7 @@
 #   make lab      JupyterLab on the student exercises
 #   make exercises     regenerate the student notebooks and exercise pages from exercises/solutions
 #   make book-student  the book with solutions hidden, into _build/student/_build/html
+#   make notebooks     nbval over every notebook (what an instructor's notebook CI runs)
 # GPU: prefix any target with AIGC_DEVICE=cuda (see README).
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -18,7 +19,7 @@ NOTEBOOK_DIRS := chapters exercises
 # The browser test needs the built book, so `unit` leaves it out and `test` runs it last.
 BROWSER_TEST := $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
-.PHONY: install book book-strict book-student exercises test test-browser lint unit notebooks lab constraints benchmarks clean
+.PHONY: install execute book book-strict book-student exercises test test-browser lint unit notebooks lab constraints benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +41,13 @@ $(CACHE_STAMP): $(shell find aigc_course -type f -not -path '*/__pycache__/*')
 	rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute
 	mkdir -p _build && touch $@
 
+# Every notebook runs once, one per CPU core at a time, longest first; the chapters' executed
+# copies go into the book's execution cache, so the build below runs none of them again.
+execute: install $(CACHE_STAMP)
+	$(BIN)/python scripts/execute_notebooks.py $(NOTEBOOK_DIRS)
+
 book: install $(CACHE_STAMP)
+	$(BIN)/python scripts/execute_notebooks.py chapters
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 	@echo "Open _build/html/index.html"
 
@@ -57,12 +64,12 @@ notebooks: install
 	PYTHONPATH=tests $(BIN)/python -m pytest -p nbtiming --nbval-lax --nbval-current-env \
 		-p no:cacheprovider -q $(NOTEBOOK_DIRS)
 
-# nbval and the book build each execute every notebook; they run side by side, one CPU
-# thread each (small models gain little from a second thread), which roughly halves the
-# wall time on a 2-core machine. The notebook times printed are therefore one-core times.
-# Then the browser test reads the book just built.
+# Each notebook (chapters and exercises) is executed once, one CPU thread per notebook and one
+# notebook per core (small models gain little from a second thread), so the times printed are
+# one-core times. The strict book build then reads every chapter from the execution cache, and
+# the browser test reads the book just built.
 test: lint unit
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(MAKE) --no-print-directory -j2 --output-sync=target notebooks book-strict
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(MAKE) --no-print-directory execute book-strict
 	$(BROWSER_TEST)
 
 # Every page of the built book in headless Chromium (the system's chromium, driven by
