@@ -4,7 +4,8 @@
 #   make test-browser  build the book, then read every page in headless Chromium, offline
 #   make install  only create .venv and install
 #   make lab      JupyterLab on the student exercises
-#   make exercises     regenerate the student notebooks and exercise pages from exercises/solutions
+#   make chapters      regenerate _toc.yml, the course map, exercise pages and student notebooks
+#                      from _data/chapters.yml and exercises/solutions (make exercises: the same)
 #   make book-student  the book with solutions hidden, into _build/student/_build/html
 #   make notebooks     nbval over every notebook (what an instructor's notebook CI runs)
 # GPU: prefix any target with AIGC_DEVICE=cuda (see README).
@@ -19,7 +20,7 @@ NOTEBOOK_DIRS := chapters exercises
 # The browser test needs the built book, so `unit` leaves it out and `test` runs it last.
 BROWSER_TEST := $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
-.PHONY: install execute book book-strict book-student exercises test test-browser lint unit notebooks lab constraints benchmarks clean
+.PHONY: install execute book book-strict book-student chapters exercises test test-browser lint unit notebooks lab constraints benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,7 @@ book-strict: book
 lint: install
 	$(BIN)/ruff check aigc_course tests scripts benchmarks chapters exercises _ext
 	$(BIN)/python -m tests.check_notebooks_stripped $(NOTEBOOK_DIRS)
+	$(BIN)/python scripts/build_chapters.py --check
 
 unit: install
 	$(BIN)/python -m pytest tests -q --ignore=tests/browser
@@ -82,13 +84,15 @@ test-browser: book
 lab: install
 	$(BIN)/jupyter lab exercises/student
 
-# Student notebooks and the chapters' exercises.md pages are generated from exercises/solutions.
-exercises: install
-	$(BIN)/python -m aigc_course.exercises build
+# One chapter list, _data/chapters.yml, drives _toc.yml, the course map in chapters/intro.md and
+# the chapters' exercises.md pages; those and the student notebooks are generated from it and from
+# exercises/solutions (scripts/build_chapters.py; `make lint` checks they are current).
+chapters exercises: install
+	$(BIN)/python scripts/build_chapters.py
 
 # The student edition of the book: sphinx-exercise's hide_solutions, sharing the main build's cache.
 book-student: install $(CACHE_STAMP)
-	$(BIN)/python -m aigc_course.exercises book-config _build/student_config.yml
+	$(BIN)/python scripts/build_exercises.py book-config _build/student_config.yml
 	$(BIN)/jupyter-book build . --config _build/student_config.yml --path-output _build/student $(BOOK_FLAGS)
 	@echo "Open _build/student/_build/html/index.html"
 

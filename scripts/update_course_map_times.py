@@ -1,5 +1,7 @@
 """Record the measured CPU time of every chapter notebook for the home page's course map.
 
+The chapter notebooks are those of the chapter list ``_data/chapters.yml``.
+
 ``make notebooks`` runs every notebook under nbval and writes each one's wall time to
 ``_build/notebook_times.json`` (tests/nbtiming.py). This script copies the chapter notebooks'
 times into ``_data/cpu_times.json`` with the date and the machine they were measured on. The
@@ -28,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "_ext"))
-from course_map import DATA, toc_notebooks  # noqa: E402  (the book's extension owns the TOC walk and the data path)
+from course_map import DATA, chapter_notebooks  # noqa: E402  (the book's extension owns the chapter list and the data path)
 
 SOURCE = ROOT / "_build" / "notebook_times.json"
 TARGET = ROOT / DATA
@@ -68,7 +70,7 @@ def record(source: Path, target: Path, note: str, root: Path = ROOT, merge: bool
         if old["machine"] != machine:
             machine = f"{old['machine']} and {machine}"
         note = "; ".join(filter(None, [old.get("note"), note]))
-    missing = [nb for nb in sorted(toc_notebooks(root)) if nb not in times]
+    missing = [nb for nb in sorted(chapter_notebooks(root)) if nb not in times]
     if missing and not merge:
         raise SystemExit(f"{source} has no time for {missing}: run the full `make notebooks`, "
                          "or time those notebooks and use --merge")

@@ -40,7 +40,7 @@ def test_every_page_says_what_you_will_learn_and_how_to_run_it(doc):
                if not rx.search(intro)]
     assert not missing, (
         f"{path.relative_to(ROOT)} lacks {' and '.join(missing)} near its top "
-        "(a notebook: in its first cell; exercise pages: aigc_course/exercises/build.py writes them)"
+        "(a notebook: in its first cell; exercise pages: scripts/build_exercises.py writes them)"
     )
 
 
@@ -61,7 +61,7 @@ def test_course_map_lists_every_chapter_with_its_section_number_and_cpu_time():
 def test_every_book_notebook_has_a_measured_cpu_time():
     data = json.loads((ROOT / course_map.DATA).read_text(encoding="utf-8"))
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", data["measured"]) and data["machine"]
-    missing = [nb for nb in course_map.toc_notebooks(ROOT) if nb not in data["seconds"]]
+    missing = [nb for nb in course_map.chapter_notebooks(ROOT) if nb not in data["seconds"]]
     assert not missing, (
         f"no measured CPU time for {missing}: run `make notebooks`, then "
         "`.venv/bin/python scripts/update_course_map_times.py`"
@@ -100,7 +100,8 @@ def test_make_test_runs_the_browser_test_after_the_book():
 
 
 def test_student_edition_finds_the_book_extensions(tmp_path):
-    from aigc_course.exercises.__main__ import student_book_config
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from build_exercises import student_book_config
 
     out = tmp_path / "student.yml"
     student_book_config(out)
@@ -113,7 +114,7 @@ def test_update_course_map_times_records_and_merges(tmp_path):
     sys.path.insert(0, str(ROOT / "scripts"))
     import update_course_map_times as update
 
-    notebooks = course_map.toc_notebooks(ROOT)
+    notebooks = course_map.chapter_notebooks(ROOT)
     source, target = tmp_path / "times.json", tmp_path / "cpu_times.json"
     source.write_text(json.dumps({"device": "cpu", "seconds": {nb: 2.0 for nb in notebooks}}))
     data = update.record(source, target, "first run")
@@ -126,3 +127,17 @@ def test_update_course_map_times_records_and_merges(tmp_path):
     source.write_text(json.dumps({"device": "cuda", "seconds": {}}))
     with pytest.raises(SystemExit, match="GPU"):
         update.record(source, target, "")
+
+
+def test_cpu_time_role_sums_a_chapters_notebooks_from_the_chapter_list():
+    from types import SimpleNamespace
+
+    env = SimpleNamespace(app=SimpleNamespace(confdir=str(ROOT)), docname="chapters/intro",
+                          note_dependency=lambda path: None)
+    inliner = SimpleNamespace(document=SimpleNamespace(settings=SimpleNamespace(env=env)))
+    nodes, messages = course_map.cpu_time_role("cpu-time", "", "03_2_gan", 1, inliner)
+    seconds = json.loads((ROOT / course_map.DATA).read_text(encoding="utf-8"))["seconds"]
+    chapter = next(c for c in course_map.load_chapters(ROOT).chapters if c.folder == "03_2_gan")
+    total = sum(seconds[f"{doc}.ipynb"] for doc in chapter.pages)
+    assert nodes[0].astext() == f"{course_map.format_seconds(total)}, {len(chapter.pages)} notebooks"
+    assert not messages

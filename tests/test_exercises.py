@@ -1,11 +1,22 @@
-"""The exercise checker: accepts the solutions, rejects planted mistakes with specific messages,
-and the student notebooks and book pages generated from the solution notebooks are up to date."""
+"""The exercise checker: it accepts the solutions, rejects every known mistake with its own
+message, notices inputs changed in place and ignored parameters, reports every mistake of a
+student's function or of the arguments to ``check`` as a message (never a traceback), and the
+student notebooks and book pages generated from the solution notebooks are up to date.
+
+The matrices are data-driven: they run over every registered exercise id, so a new exercise is
+covered by adding it to the registry and its planted mistakes to ``PLANTED``.
+"""
 
 from __future__ import annotations
 
+import ast
+import copy
+import functools
+import json
 import math
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +25,35 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from aigc_course.exercises import REGISTRY, check, exercise_ids, hint, solution
-from aigc_course.exercises.__main__ import main, student_book_config
-from aigc_course.exercises.build import BEGIN, BEGIN_HIDDEN, PAGES, build, exercise_cells, stale
+from aigc_course.diffusion import NoiseSchedule
+from aigc_course.exercises import (
+    REGISTRY,
+    CheckResult,
+    check,
+    exercise_ids,
+    hint,
+    judging,
+    solution,
+)
+from aigc_course.exercises.__main__ import main as exercises_main
+from aigc_course.exercises.core import Case, sandbox
+from aigc_course.exercises.notebooks import (
+    BEGIN,
+    BEGIN_HIDDEN,
+    exercise_cells,
+    heading_id,
+    strip_markers,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "exercises" / "solutions"
 STUDENT = ROOT / "exercises" / "student"
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "_ext"))
+import build_exercises  # noqa: E402  (repository tooling lives in scripts/)
+from course_map import load_chapters  # noqa: E402
+
+CHAPTERS = [c for c in load_chapters(ROOT).chapters if c.exercises]
 
 
 def solution_functions() -> dict[str, object]:
@@ -31,13 +64,17 @@ def solution_functions() -> dict[str, object]:
         "from aigc_course.classic.expert_system import Rule\nfrom aigc_course.diffusion import NoiseSchedule",
         namespace,
     )
-    for page in PAGES:
-        for parts in exercise_cells(SOLUTIONS / page.notebook).values():
-            exec(parts["solution"], namespace)
+    for path in sorted(SOLUTIONS.glob("*.ipynb")):
+        for parts in exercise_cells(path).values():
+            exec(strip_markers(parts["source"]), namespace)
     return {i: namespace[REGISTRY[i].function] for i in exercise_ids()}
 
 
 SOLVED = solution_functions()
+
+
+def first_cases(exercise_id: str, seed: int = 0) -> list[Case]:
+    return REGISTRY[exercise_id].cases(torch.Generator().manual_seed(seed), torch.device("cpu"))
 
 
 # ---------------------------------------------------------------------------- accepting
@@ -50,6 +87,7 @@ def test_checker_accepts_the_notebook_solution(exercise_id, seed, capsys):
     out = capsys.readouterr().out
     assert result and result.passed, out
     assert out.startswith("✓") and "cases passed" in out
+    assert result.cases_passed == result.cases_total > 0 and result.seed == seed
 
 
 @pytest.mark.parametrize("exercise_id", [i for i in exercise_ids() if REGISTRY[i].reference is not None])
@@ -58,9 +96,9 @@ def test_checker_accepts_the_package_reference(exercise_id):
 
 
 def test_the_check_draws_fresh_inputs_unless_seeded():
-    names = [c.args[0].sum().item() for c in REGISTRY["3.1.2"].cases(torch.Generator().manual_seed(5), "cpu")]
-    again = [c.args[0].sum().item() for c in REGISTRY["3.1.2"].cases(torch.Generator().manual_seed(5), "cpu")]
-    other = [c.args[0].sum().item() for c in REGISTRY["3.1.2"].cases(torch.Generator().manual_seed(6), "cpu")]
+    names = [c.args[0].sum().item() for c in first_cases("3.1.2", 5)]
+    again = [c.args[0].sum().item() for c in first_cases("3.1.2", 5)]
+    other = [c.args[0].sum().item() for c in first_cases("3.1.2", 6)]
     assert names == again and names != other
 
 
@@ -258,7 +296,7 @@ PLANTED = [
     ("1.3", chain_with_given, "was given"),
     ("3.1.1", attention_unscaled, "missing the 1/√d_k scaling"),
     ("3.1.1", attention_peeks_ahead, "the mask lets position "),
-    ("3.1.1", attention_masked_after_softmax, "rows do not sum to 1"),
+    ("3.1.1", attention_masked_after_softmax, "masked after the softmax"),
     ("3.1.2", top_k_zeroes, "set to 0"),
     ("3.1.2", top_k_by_index, "tied with the k-th largest"),
     ("3.1.2", top_k_smallest, "k smallest"),
@@ -634,7 +672,7 @@ def test_checker_rejects_planted_mistake_with_its_message(exercise_id, wrong, me
     result = check(exercise_id, wrong, seed=7, device="cpu")
     out = capsys.readouterr().out
     assert not result and result.attempted and result.status == "failed"
-    assert message in out, out
+    assert message in out and message in result.likely_cause, out
     assert "Traceback" not in out
     if wrong is attention_peeks_ahead:  # names a query and the *next* key it wrongly sees
         i, j = map(int, re.search(r"position (\d+) attend to position (\d+)", out).groups())
@@ -645,6 +683,449 @@ def test_checker_rejects_planted_mistake_with_its_message(exercise_id, wrong, me
 def test_every_exercise_has_at_least_two_planted_mistakes():
     counts = {i: sum(1 for j, _, _ in PLANTED if j == i) for i in exercise_ids()}
     assert all(n >= 2 for n in counts.values()), counts
+
+
+# ---------------------------------------------------------------------------- every known mistake
+
+
+KNOWN = [(i, n) for i in exercise_ids() for n in range(len(REGISTRY[i].variants))]
+
+
+@pytest.mark.parametrize(("exercise_id", "number"), KNOWN, ids=[f"{i}-variant{n}" for i, n in KNOWN])
+def test_every_registered_mistake_is_recognised_by_its_own_message(exercise_id, number):
+    """Each Variant, answered as a student would (a function of the inputs), gets its message."""
+    variant = REGISTRY[exercise_id].variants[number]
+
+    def answer(*args, **kwargs):
+        return variant.fn(Case("student", args, kwargs))
+
+    result = check(exercise_id, answer, seed=11, device="cpu", quiet=True)
+    assert result.status == "failed", f"the mistake {variant.message!r} passes the check"
+    assert result.likely_cause == variant.message, result.message
+
+
+def test_every_exercise_knows_at_least_three_mistakes():
+    counts = {i: len(REGISTRY[i].variants) + len(REGISTRY[i].diagnostics) for i in exercise_ids()}
+    assert all(n >= 3 for n in counts.values()), counts
+
+
+# ---------------------------------------------------------------------------- inputs stay unchanged
+
+
+def _mutate(value) -> bool:
+    """Change ``value`` in place the way a careless answer might; False if it cannot be changed."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool:
+            value.logical_not_()
+        else:
+            value.add_(1)
+        return True
+    if isinstance(value, np.ndarray):
+        value += 1
+        return True
+    if isinstance(value, set):
+        value.add("a fact added by the answer")
+        return True
+    if isinstance(value, list):
+        value.append(value[0])
+        return True
+    if isinstance(value, torch.nn.Module):
+        next(value.parameters()).grad = torch.ones_like(next(value.parameters()))  # what .backward() leaves
+        return True
+    if isinstance(value, NoiseSchedule):
+        value.alphas_cumprod.mul_(0.5)
+        return True
+    return False
+
+
+MUTABLE = [(i, n) for i in exercise_ids() for n, arg in enumerate(first_cases(i)[0].args)
+           if _mutate(copy.deepcopy(arg) if not isinstance(arg, torch.nn.Module) else copy.deepcopy(arg))]
+
+
+@pytest.mark.parametrize(("exercise_id", "position"), MUTABLE, ids=[f"{i}-arg{n}" for i, n in MUTABLE])
+def test_an_answer_that_changes_an_input_in_place_is_rejected(exercise_id, position):
+    solved = SOLVED[exercise_id]
+
+    @functools.wraps(solved)  # the student's own parameter names
+    def careless(*args, **kwargs):
+        out = solved(*args, **kwargs)  # the right values...
+        _mutate(args[position])  # ...but the caller's input is changed
+        return out
+
+    result = check(exercise_id, careless, seed=0, device="cpu", quiet=True)
+    name = sandbox.parameter_names(solved, position + 1)[position]
+    assert result.status == "failed" and result.problem == "changed input", result.message
+    assert f"`{name}" in result.message and "must stay unchanged" in result.message
+
+
+def test_every_exercise_with_a_mutable_input_is_covered():
+    covered = {i for i, _ in MUTABLE}
+    immutable = {"1.1", "2.2", "4.1.3"}  # strings and ints only
+    assert covered | immutable == set(exercise_ids())
+
+
+def test_in_place_edits_are_named_with_their_fix(capsys):
+    def in_place(logits, k):
+        kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).values[..., -1:]
+        return logits.masked_fill_(logits < kth, float("-inf"))
+
+    def facts_added(rules, facts):
+        known = facts  # not a copy
+        out = SOLVED["1.3"](rules, facts)
+        known.update(out)
+        return out
+
+    assert not check("3.1.2", in_place, seed=0)
+    assert "the tensor `logits`" in capsys.readouterr().out
+    assert not check("1.3", facts_added, seed=0)
+    assert "known = set(facts)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- ignored parameters
+
+
+def _perturbed(value):
+    """A different but valid value of the same kind; ``None`` if there is none."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool:
+            return ~value
+        if value.is_floating_point():
+            return value * 1.5 + 0.25
+        if value.numel() > 1 and not bool((value == value.reshape(-1)[0]).all()):
+            return value.flip(0)
+        return None
+    if isinstance(value, np.ndarray):
+        return value * 1.5
+    if type(value) is bool:
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 1.5 + 0.1
+    if isinstance(value, str):
+        return value + "a"
+    if isinstance(value, (set, list)) and len(value) > 1:
+        return type(value)(list(value)[:-1])
+    if isinstance(value, torch.nn.Module):
+        other = copy.deepcopy(value)
+        with torch.no_grad():
+            for p in other.parameters():
+                p.mul_(1.5)
+        return other
+    if isinstance(value, NoiseSchedule):
+        kind = "cosine" if torch.allclose(value.betas, NoiseSchedule("linear", len(value.betas)).betas.to(
+            value.betas.dtype)) else "linear"
+        return NoiseSchedule(kind, len(value.betas), dtype=value.betas.dtype)
+    return None
+
+
+def _output_changes(fn, args: tuple, kwargs: dict, position, new) -> bool:
+    args2, kwargs2 = list(args), dict(kwargs)
+    if isinstance(position, int):
+        args2[position] = new
+    else:
+        kwargs2[position] = new
+    try:
+        changed = sandbox.clone(tuple(args2)), sandbox.clone(kwargs2)
+        return not judging.matches(fn(*sandbox.clone(args), **sandbox.clone(kwargs)), fn(*changed[0], **changed[1]))
+    except Exception:  # noqa: BLE001  (an input the answer reads can make it fail)
+        return True
+
+
+@pytest.mark.parametrize("exercise_id", exercise_ids())
+def test_every_parameter_shows_in_the_output_or_is_probed(exercise_id):
+    """An answer that ignores a parameter fails some case, unless a probe watches that parameter."""
+    solved = SOLVED[exercise_id]
+    cases = first_cases(exercise_id, 0) + first_cases(exercise_id, 1)
+    positions = list(range(len(cases[0].args))) + sorted(cases[0].kwargs)
+    names = sandbox.parameter_names(solved, len(cases[0].args)) + sorted(cases[0].kwargs)
+    unseen = set()
+    for position, name in zip(positions, names, strict=True):
+        if not any(_output_changes(solved, c.args, c.kwargs, position, new) for c in cases
+                   if (new := _perturbed(c.args[position] if isinstance(position, int) else c.kwargs[position]))
+                   is not None):
+            unseen.add(name)
+    assert unseen == {p.parameter for p in REGISTRY[exercise_id].probes}
+
+
+def online_softmax_plain(q, k, v, block_size):
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1) @ v
+
+
+def online_softmax_one_block(q, k, v, block_size):
+    return _online(q, k, v, k.shape[-2])
+
+
+def online_softmax_fused(q, k, v, block_size):
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+@pytest.mark.parametrize("answer", [online_softmax_plain, online_softmax_one_block, online_softmax_fused])
+def test_online_softmax_that_ignores_block_size_is_rejected(answer, capsys):
+    result = check("4.1.2", answer, seed=0, device="cpu")
+    out = capsys.readouterr().out
+    assert result.status == "failed" and result.problem == "ignored parameter", out
+    assert "block_size=8 was ignored" in out and "the values are right" in out
+
+
+def test_a_fused_attention_kernel_counts_as_ignoring_the_blocks():
+    probe = REGISTRY["4.1.2"].probes[0]
+    case = probe.case(torch.Generator().manual_seed(0), torch.device("cpu"))
+    recorder = sandbox.OpRecorder()
+    t = case.args[1].shape[-2]
+    recorder.calls.append(("_scaled_dot_product_flash_attention", [(1, 1, t, 8), (1, 1, t, 8), (1, 1, t, 8)]))
+    assert "attends to all" in probe.verdict(case, recorder)
+    assert probe.verdict(case, sandbox.OpRecorder()) is None
+
+
+# ---------------------------------------------------------------------------- nothing makes check() raise
+
+
+class Hostile:
+    """A returned object every dunder of which raises."""
+
+    def __eq__(self, other):
+        raise SystemExit("eq")
+
+    def __ne__(self, other):
+        raise RuntimeError("ne")
+
+    def __bool__(self):
+        raise RuntimeError("bool")
+
+    def __repr__(self):
+        raise RuntimeError("repr")
+
+    def __str__(self):
+        raise RuntimeError("str")
+
+    def __len__(self):
+        raise RuntimeError("len")
+
+    def __iter__(self):
+        raise RuntimeError("iter")
+
+    def __float__(self):
+        raise RuntimeError("float")
+
+    def __index__(self):
+        raise RuntimeError("index")
+
+    __hash__ = None
+
+
+class HostileError(Exception):
+    def __str__(self):
+        raise RuntimeError("str of the error")
+
+
+class RaisingTensor(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        raise RuntimeError("no operation allowed")
+
+
+def _exit(*args, **kwargs):
+    sys.exit(3)
+
+
+def _hostile_object(*args, **kwargs):
+    return Hostile()
+
+
+def _hostile_in_tuple(*args, **kwargs):
+    return (Hostile(), Hostile())
+
+
+def _raises_unprintable(*args, **kwargs):
+    raise HostileError
+
+
+def _returns_numpy(exercise_id):
+    def answer(*args, **kwargs):
+        out = SOLVED[exercise_id](*args, **kwargs)
+        return out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+    return answer
+
+
+def _returns_huge_list(*args, **kwargs):
+    return list(range(10**6))
+
+
+def _returns_huge_int(*args, **kwargs):
+    return 10**10000
+
+
+def _returns_text(*args, **kwargs):
+    return "tensor([1., 2.])"
+
+
+def _returns_raising_tensor(*args, **kwargs):
+    return torch.zeros(3).as_subclass(RaisingTensor)
+
+
+def _recursion(*args, **kwargs):
+    return _recursion(*args, **kwargs)
+
+
+def _breaks_stdout(*args, **kwargs):
+    sys.stdout = None
+    return None
+
+
+def _generator(*args, **kwargs):
+    yield None
+
+
+async def _coroutine(*args, **kwargs):
+    return None
+
+
+HOSTILE = [_exit, _hostile_object, _hostile_in_tuple, _raises_unprintable, _returns_huge_list, _returns_huge_int,
+           _returns_text, _returns_raising_tensor, _recursion, _breaks_stdout, _generator, _coroutine]
+
+
+@pytest.mark.parametrize("exercise_id", exercise_ids())
+def test_no_answer_makes_check_raise(exercise_id, capsys):
+    answers = [*HOSTILE, lambda *a, **k: [SOLVED[exercise_id](*a, **k)]]
+    if isinstance(SOLVED[exercise_id](*first_cases(exercise_id)[0].args), (torch.Tensor, tuple)):
+        answers.append(_returns_numpy(exercise_id))  # a number as a 0-dim array is fine where a float is asked
+    for answer in answers:
+        result = check(exercise_id, answer, seed=0, device="cpu")
+        out = capsys.readouterr().out
+        assert isinstance(result, CheckResult) and result.status == "failed", (answer, result.message)
+        assert isinstance(result.message, str) and result.message.strip() in out
+        assert "Traceback" not in out and "please report" not in out, out
+        assert len(out) < 3000, f"{answer.__name__} made a {len(out)}-character verdict"
+        json.dumps(result.to_dict())
+
+
+def test_sys_exit_is_the_students_mistake(capsys):
+    result = check("3.3.3", _exit, seed=0)
+    assert result.problem == "raised" and "SystemExit" in result.message and "sys.exit()" in result.likely_cause
+
+
+def test_a_generator_or_async_function_is_named(capsys):
+    assert "contains `yield`" in check("3.3.3", _generator, quiet=True).message
+    assert "is `async`" in check("3.3.3", _coroutine, quiet=True).message
+
+
+def test_printing_answers_pass_and_keep_the_verdict_short(capsys):
+    def chatty(*args, **kwargs):
+        for i in range(10_000):
+            print("debug line", i)
+        return SOLVED["3.3.3"](*args, **kwargs)
+
+    def chatty_and_wrong(*args, **kwargs):
+        print("my scale is", args[2])
+        return -SOLVED["3.3.3"](*args, **kwargs)
+
+    assert check("3.3.3", chatty, seed=0)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "debug line" not in out
+    assert not check("3.3.3", chatty_and_wrong, seed=0)
+    out = capsys.readouterr().out
+    assert "Your function printed:\n    my scale is" in out
+
+
+def test_a_check_leaves_global_state_and_randomness_as_it_found_them():
+    def careless(*args, **kwargs):
+        torch.set_default_dtype(torch.float64)
+        torch.set_grad_enabled(False)
+        torch.randn(100)
+        np.random.rand(5)
+        return SOLVED["3.3.3"](*args, **kwargs)
+
+    torch.manual_seed(0)
+    np.random.seed(0)
+    expected = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    result = check("3.3.3", careless, seed=0, quiet=True)
+    assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+    assert result.passed  # its global changes were undone, and harmless to the values
+
+
+# ---------------------------------------------------------------------------- the arguments of check()
+
+
+BAD_ARGUMENTS = [
+    ({"exercise_id": "9.9"}, "exercise_id"),
+    ({"exercise_id": 3.1}, "exercise_id"),
+    ({"exercise_id": None}, "exercise_id"),
+    ({"fn": "guided_noise"}, "not its name"),
+    ({"fn": None}, "fn must be"),
+    ({"fn": 42}, "fn must be"),
+    ({"fn": torch.zeros(3)}, "not its result"),
+    ({"seed": "3"}, "seed must be"),
+    ({"seed": -1}, "seed must be"),
+    ({"seed": True}, "seed must be"),
+    ({"seed": 1.5}, "seed must be"),
+    ({"device": "gpu"}, "device must be"),
+    ({"device": f"cuda:{torch.cuda.device_count()}"}, "not available on this machine"),
+    ({"device": 3}, "device must be"),
+    ({"device": "meta"}, "device must be"),
+    ({"quiet": "yes"}, "quiet must be"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_ARGUMENTS, ids=[repr(c) for c, _ in BAD_ARGUMENTS])
+def test_a_bad_argument_to_check_is_the_students_mistake(change, message, capsys):
+    arguments = {"exercise_id": "3.3.3", "fn": SOLVED["3.3.3"], "seed": 0, "device": None, "quiet": False} | change
+    result = check(arguments.pop("exercise_id"), arguments.pop("fn"), **arguments)
+    out = capsys.readouterr().out
+    assert result.status == "failed" and result.problem == "bad argument" and not result
+    assert message in result.message and "please report" not in result.message and "Traceback" not in out
+
+
+def test_an_unavailable_aigc_device_is_reported(monkeypatch):
+    monkeypatch.setenv("AIGC_DEVICE", "cuda:99")
+    result = check("3.3.3", SOLVED["3.3.3"], seed=0, quiet=True)
+    assert result.problem == "bad argument" and "AIGC_DEVICE" in result.message
+
+
+# ---------------------------------------------------------------------------- mistakes seen in the numbers
+
+
+def _t(*values):
+    return torch.tensor(values, dtype=torch.float64)
+
+
+GENERIC = [
+    (_t(1.0, -2.0, 3.0), _t(-1.0, 2.0, -3.0), "sign is flipped"),
+    (_t(1.0, -2.0, 3.0), _t(2.0, -4.0, 6.0), "2 times the expected one"),
+    (_t(1.0, 2.0, 3.0), _t(1.0, 2.0, 3.0) / math.log(2), "log base 2"),
+    (_t(1.0, 2.0, 3.0), _t(8.0, 16.0, 24.0), "summed where the mean is needed, over 8 items"),
+    (_t(1.0, 4.0, 9.0), _t(1.0, 16.0, 81.0), "missing square root"),
+    (_t(1.0, 4.0, 9.0), _t(1.0, 2.0, 3.0), "extra square root"),
+    (_t(1.0, 4.0, 9.0), _t(3.0, 6.0, 11.0), "plus a constant 2"),
+    (torch.arange(4.0).reshape(2, 2), torch.arange(4.0).reshape(2, 2).T, "transposed"),
+    (torch.arange(5.0) ** 2, torch.cat([torch.zeros(1), torch.arange(4.0) ** 2]), "shifted by one position"),
+    (torch.arange(6.0) ** 2, (torch.arange(6.0) ** 2).flip(0), "wrong places"),
+    (_t(1.0, 2.0), _t(1.0, float("nan")), "NaN"),
+    (_t(1.0, 2.0), _t(1.0, float("inf")), "inf"),
+    (torch.tensor(1.0), _t(1.0, 2.0), "one number"),
+    (_t(1.0, 2.0), torch.tensor(1.0), "reduced everything"),
+    (torch.tensor(1.0), torch.tensor([1.0]), "single number"),
+    (torch.zeros(2, 3), torch.zeros(3, 2), "transposed"),
+]
+
+
+@pytest.mark.parametrize(("expected", "actual", "message"), GENERIC, ids=[m for _, _, m in GENERIC])
+def test_generic_causes(expected, actual, message):
+    assert message in judging.generic_cause(expected, actual)
+
+
+def test_a_factor_in_one_number_is_claimed_only_when_every_case_shows_it():
+    assert judging.generic_cause(2.0, 4.0) is None
+    assert judging.generic_cause(2.0, 4.0, [(1.0, 2.0), (3.0, 6.0)]).startswith("your result is 2 times")
+    assert judging.generic_cause(2.0, 4.0, [(1.0, 2.0), (3.0, 5.0)]) is None
+
+
+def test_generic_causes_reach_the_verdict(capsys):
+    result = check("3.3.3", lambda u, c, s: 2 * SOLVED["3.3.3"](u, c, s), seed=0)
+    assert "2 times the expected one" in result.likely_cause
 
 
 # ---------------------------------------------------------------------------- verdicts
@@ -661,6 +1142,14 @@ def test_not_implemented_is_not_attempted_yet(exercise_id, capsys):
     assert "not attempted yet" in out and "Traceback" not in out
 
 
+def test_a_library_not_implemented_error_is_not_mistaken_for_not_attempted():
+    def uses_a_missing_kernel(logits, k):
+        return torch.zeros(2).to_sparse().matrix_power(2)  # raises NotImplementedError inside torch
+
+    result = check("3.1.2", uses_a_missing_kernel, seed=0, quiet=True)
+    assert result.status == "failed" and result.problem == "raised"
+
+
 def test_an_error_in_student_code_is_reported_briefly(capsys):
     def broken(logits, k):
         scale = 1 / 0
@@ -668,12 +1157,12 @@ def test_an_error_in_student_code_is_reported_briefly(capsys):
 
     result = check("3.1.2", broken, seed=0)
     out = capsys.readouterr().out
-    assert result.status == "failed"
+    assert result.status == "failed" and result.problem == "raised"
     assert "ZeroDivisionError" in out and "line 2 of broken" in out and "scale = 1 / 0" in out
     assert "Traceback" not in out
 
 
-def test_shape_and_dtype_mistakes_show_expected_and_actual(capsys):
+def test_shape_type_and_dtype_mistakes_show_expected_and_actual(capsys):
     assert not check("3.2.1", lambda t: F.softplus(-t).mean().reshape(1), seed=0)
     assert "wrong shape: expected (), got (1,)" in capsys.readouterr().out
     assert not check("3.3.3", lambda u, c, s: (u + s * (c - u)).double(), seed=0)
@@ -681,26 +1170,25 @@ def test_shape_and_dtype_mistakes_show_expected_and_actual(capsys):
     assert not check("3.1.1", lambda q, k, v: q, seed=0)
     assert "should be a tuple of 2 items" in capsys.readouterr().out
     assert not check("1.2", lambda x: None, seed=0)
-    assert "should be a number" in capsys.readouterr().out
+    assert "forget to `return`" in capsys.readouterr().out
+    assert not check("4.1.3", lambda b, h, t, d: 4.0 * b * h * t * t * d, seed=0)
+    assert "should be an int, got float" in capsys.readouterr().out
 
 
-def test_a_non_function_is_rejected_kindly(capsys):
-    assert not check("3.3.3", 42)
-    assert "check expects your function guided_noise" in capsys.readouterr().out
-
-
-def test_student_edits_to_inputs_do_not_change_the_reference():
-    def in_place(logits, k):
-        kth = torch.topk(logits, min(k, logits.shape[-1]), dim=-1).values[..., -1:]
-        return logits.masked_fill_(logits < kth, float("-inf"))
-
-    assert check("3.1.2", in_place, seed=0, quiet=True)
+def test_check_result_fields_for_a_grader():
+    result = check("3.2.1", lambda t: -F.softplus(-t).mean(), seed=4, quiet=True)
+    data = result.to_dict()
+    assert data["exercise_id"] == "3.2.1" and data["status"] == "failed" and data["passed"] is False
+    assert data["problem"] == "wrong value" and data["seed"] == 4 and data["case"]
+    assert "wrong sign" in data["likely_cause"] and data["message"] == result.message
+    assert 0 <= data["cases_passed"] < data["cases_total"]
+    assert json.loads(json.dumps(data)) == data
 
 
 # ---------------------------------------------------------------------------- ids, hints, solutions
 
 
-@pytest.mark.parametrize("call", [lambda: check("9.9", print), lambda: hint("3.1"), lambda: solution("x")])
+@pytest.mark.parametrize("call", [lambda: hint("3.1"), lambda: solution("x")])
 def test_bad_ids_list_the_valid_ones(call):
     with pytest.raises(ValueError) as err:
         call()
@@ -728,77 +1216,96 @@ def test_solution_prints_the_notebook_code(exercise_id, capsys):
     assert f"def {REGISTRY[exercise_id].function}(" in out and BEGIN not in out
 
 
+def test_the_package_lists_exercises_and_points_tooling_to_scripts(capsys):
+    assert exercises_main(["list"]) == 0
+    assert "3.1.1  Causal (masked) self-attention" in capsys.readouterr().out
+    assert exercises_main(["build"]) == 2
+    assert "scripts/build_chapters.py" in capsys.readouterr().err
+
+
+def test_the_package_does_not_import_repository_tooling():
+    imported = set()
+    for path in (ROOT / "aigc_course" / "exercises").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    assert imported <= {"__future__", "aigc_course", "torch", "numpy", "math", "random", "copy", "inspect", "io",
+                        "re", "json", "reprlib", "traceback", "warnings", "contextlib", "collections",
+                        "dataclasses", "pathlib", "typing", "argparse", "sys", "importlib", "pkgutil"}, imported
+
+
 # ---------------------------------------------------------------------------- generated files
 
 
 def test_each_chapter_notebook_has_three_to_six_exercises_and_covers_the_registry():
     seen = []
-    for page in PAGES:
-        ids = list(exercise_cells(SOLUTIONS / page.notebook))
-        assert 3 <= len(ids) <= 6, (page.notebook, ids)
+    for chapter in CHAPTERS:
+        ids = list(exercise_cells(SOLUTIONS / chapter.exercises))
+        assert 3 <= len(ids) <= 6, (chapter.exercises, ids)
         seen += ids
     assert sorted(seen) == sorted(exercise_ids())
 
 
-def test_student_notebooks_are_up_to_date():
-    assert stale(ROOT) == [], "run: make exercises"
-    assert main(["check-built"]) == 0
+def test_exercise_titles_are_written_once_in_the_registry():
+    with pytest.raises(ValueError, match="without a title"):
+        heading_id("## Exercise 3.1.1: Causal attention\n\ntext", "nb.ipynb")
+    for chapter in CHAPTERS:
+        text = (STUDENT / chapter.exercises).read_text(encoding="utf-8")
+        for exercise_id in exercise_cells(SOLUTIONS / chapter.exercises):
+            assert f"## Exercise {exercise_id}: {REGISTRY[exercise_id].title}" in text
 
 
 def test_generator_is_idempotent(tmp_path):
     shutil.copytree(SOLUTIONS, tmp_path / "exercises" / "solutions")
-    first = build(tmp_path)
-    snapshot = {p: p.read_text(encoding="utf-8") for p in first}
-    assert len(first) == 2 * len(PAGES)
-    assert build(tmp_path) == [] and stale(tmp_path) == []
-    assert {p: p.read_text(encoding="utf-8") for p in first} == snapshot
-    for path in first:  # the same bytes as the committed copies
-        assert snapshot[path] == (ROOT / path.relative_to(tmp_path)).read_text(encoding="utf-8")
+    pages = {c.exercises: c.exercises_page for c in CHAPTERS}
+    files = build_exercises.outputs(tmp_path, pages)
+    assert len(files) == 2 * len(CHAPTERS)
+    assert build_exercises.outputs(tmp_path, pages) == files
+    for path, text in files.items():  # the same bytes as the committed copies
+        assert text == (ROOT / path.relative_to(tmp_path)).read_text(encoding="utf-8")
 
 
-def test_stale_detects_an_edited_solution(tmp_path):
+def test_a_solution_notebook_no_chapter_lists_is_an_error(tmp_path):
     shutil.copytree(SOLUTIONS, tmp_path / "exercises" / "solutions")
-    build(tmp_path)
-    nb = tmp_path / "exercises" / "solutions" / PAGES[0].notebook
-    nb.write_text(nb.read_text(encoding="utf-8").replace("Three exercises", "3 exercises"), encoding="utf-8")
-    assert tmp_path / "exercises" / "student" / PAGES[0].notebook in stale(tmp_path)
+    pages = {c.exercises: c.exercises_page for c in CHAPTERS[1:]}
+    with pytest.raises(ValueError, match=CHAPTERS[0].exercises):
+        build_exercises.outputs(tmp_path, pages)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.notebook)
-def test_student_notebooks_hide_every_solution(page):
-    text = (STUDENT / page.notebook).read_text(encoding="utf-8")
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.exercises)
+def test_student_notebooks_hide_every_solution(chapter):
+    text = (STUDENT / chapter.exercises).read_text(encoding="utf-8")
     assert BEGIN not in text and BEGIN_HIDDEN not in text
-    for exercise_id, parts in exercise_cells(SOLUTIONS / page.notebook).items():
+    for exercise_id, parts in exercise_cells(SOLUTIONS / chapter.exercises).items():
         assert f'raise NotImplementedError(\\"Exercise {exercise_id}: ' in text
-        body = [line.strip() for line in parts["solution"].splitlines()[2:] if line.strip()]
+        body = [line.strip() for line in strip_markers(parts["source"]).splitlines()[2:] if line.strip()]
         assert not any(line in text for line in body if line.startswith("return "))
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.notebook)
-def test_book_pages_use_sphinx_exercise_with_folded_solutions(page):
-    text = (ROOT / page.page).read_text(encoding="utf-8")
-    ids = list(exercise_cells(SOLUTIONS / page.notebook))
-    assert text.startswith("# ") and "练习" in text.splitlines()[0]
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.exercises)
+def test_book_pages_use_sphinx_exercise_with_folded_solutions(chapter):
+    text = (ROOT / f"{chapter.exercises_page}.md").read_text(encoding="utf-8")
+    ids = list(exercise_cells(SOLUTIONS / chapter.exercises))
+    title = text.splitlines()[0]
+    assert title.startswith(f"# {chapter.section} Exercises: ") and re.search(r"[\u4e00-\u9fff]", title)
     assert text.count("::::{exercise}") == len(ids) == text.count(":class: dropdown")
     for exercise_id in ids:
         assert f":label: ex-{exercise_id.replace('.', '-')}" in text
+        assert f"::::{{exercise}} {exercise_id} {REGISTRY[exercise_id].title}" in text
 
 
 def test_exercise_pages_end_their_chapters_in_the_toc():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
     chapters = {c["file"]: c for part in toc["parts"] for c in part.get("chapters", [])}
-    for page in PAGES:
-        folder = str(Path(page.page).parent)
-        chapter = chapters.get(f"{folder}/index")
-        if chapter is None:
-            continue  # the chapter is not in the book yet
-        assert chapter["sections"][-1]["file"] == f"{folder}/exercises", f"{folder}: exercises must come last"
+    for chapter in CHAPTERS:
+        assert chapters[chapter.index]["sections"][-1]["file"] == chapter.exercises_page
 
 
 def test_student_book_config_hides_solutions(tmp_path):
     out = tmp_path / "student.yml"
-    student_book_config(out)
+    build_exercises.student_book_config(out)
     config = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert config["sphinx"]["config"]["hide_solutions"] is True
     assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
-

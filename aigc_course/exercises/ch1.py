@@ -20,8 +20,6 @@ from aigc_course.classic.expert_system import (
 from aigc_course.classic.ngram import NGramLanguageModel
 from aigc_course.exercises.core import Case, Exercise, Variant, register
 
-NOTEBOOK = "ch1_ai_1_0.ipynb"
-
 
 def _randint(gen: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high, (1,), generator=gen))
@@ -53,6 +51,11 @@ def _add_k_variant(kind: str):
         c_hw, c_h = _overlapping(text, context + char), _overlapping(text, context, followed=True)
         if kind == "no_unknown":
             v -= 1
+        elif kind == "no_k_on_top":
+            return c_hw / (c_h + k * v)
+        elif kind == "range_short":
+            c_hw = sum(text.startswith(context + char, i) for i in range(max(len(text) - len(context) - 1, 0)))
+            c_h = sum(text.startswith(context, i) for i in range(max(len(text) - len(context) - 1, 0)))
         elif kind == "str_count":
             c_hw, c_h = text.count(context + char), text.count(context)
         elif kind == "tail":
@@ -88,7 +91,6 @@ register(Exercise(
     id="1.1",
     title="Add-k smoothed n-gram probability",
     function="add_k_probability",
-    notebook=NOTEBOOK,
     reference=_add_k_reference,
     cases=_add_k_cases,
     variants=[
@@ -103,6 +105,11 @@ register(Exercise(
                 _add_k_variant("k_only")),
         Variant("no smoothing: add k to the count and k·V to the context count",
                 _add_k_variant("unsmoothed")),
+        Variant("add k to the n-gram count too: the numerator is c(hw) + k, so an unseen character keeps "
+                "probability k / (c(h) + kV) > 0", _add_k_variant("no_k_on_top")),
+        Variant("off by one: your loop over start positions stops one position early and misses the "
+                "n-gram that ends the text; a string s starts at every i from 0 to len(text) - len(s)",
+                _add_k_variant("range_short")),
     ],
     hints=[
         "P(w | h) = (c(hw) + k) / (c(h) + k·V): count how often the n-gram h+w occurs, how often h "
@@ -148,7 +155,6 @@ register(Exercise(
     id="1.2",
     title="Bits per character from log-probabilities",
     function="bits_per_char",
-    notebook=NOTEBOOK,
     reference=None,
     cases=_bpc_cases,
     variants=[
@@ -235,7 +241,9 @@ def _one_cycle(case: Case) -> list[str]:
 
 
 def _chain_diagnostic(case: Case, expected, actual) -> str | None:
-    if not isinstance(actual, list):
+    if isinstance(actual, (set, frozenset)):
+        return "return a list, in the order the facts were derived; a set has no order"
+    if not isinstance(actual, list) or not all(type(a) is str for a in actual):
         return None
     given = set(case.args[1])
     dup = sorted({a for a in actual if actual.count(a) > 1})
@@ -243,7 +251,10 @@ def _chain_diagnostic(case: Case, expected, actual) -> str | None:
         return f"{dup[0]!r} was derived twice: a rule fires only when its conclusion is new"
     if given & set(actual):
         return f"{sorted(given & set(actual))[0]!r} was given; return only the facts you derived"
-    if set(actual) < set(expected) and actual == expected[: len(actual)]:
+    if sorted(actual) == sorted(expected) and actual != expected and actual != _immediate(case):
+        return ("the right facts in the wrong order: list them in the order they are derived (cycle by "
+                "cycle, and in rule-base order within a cycle)")
+    if set(actual) < set(expected) and actual == expected[: len(actual)] and actual != _one_cycle(case):
         missing = expected[len(actual)]
         return (f"stopped too early: {missing!r} was never derived; keep cycling until no rule "
                 "adds a new fact (a fixed point)")
@@ -254,7 +265,6 @@ register(Exercise(
     id="1.3",
     title="Forward chaining",
     function="forward_chain",
-    notebook=NOTEBOOK,
     reference=_chain_reference,
     cases=_chain_cases,
     diagnostics=[_chain_diagnostic],

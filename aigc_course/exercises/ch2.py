@@ -18,8 +18,6 @@ from aigc_course.generative_classifiers import gaussian_log_density
 from aigc_course.multimodal import clip_loss
 from aigc_course.scaling import gpt_parameter_count
 
-NOTEBOOK = "ch2_concepts.ipynb"
-
 # ---------------------------------------------------------------------------- 2.1 log N(x; mu, Sigma)
 
 
@@ -58,7 +56,6 @@ register(Exercise(
     id="2.1",
     title="The class-conditional Gaussian log-density",
     function="class_log_density",
-    notebook=NOTEBOOK,
     reference=gaussian_log_density,
     cases=_gauss_cases,
     variants=[
@@ -73,6 +70,14 @@ register(Exercise(
                 - 0.5 * (((c.args[0] - c.args[1]) @ c.args[2]) * (c.args[0] - c.args[1])).sum(1)),
         Variant("the log-determinant needs the factor 1/2: −½ log det Σ, not −log det Σ",
                 lambda c: gaussian_log_density(*c.args) - 0.5 * _logdet(c.args[2])),
+        Variant("wrong sign: return the log-density log N(x; μ, Σ) (mostly negative), not the negative "
+                "log-likelihood", lambda c: -gaussian_log_density(*c.args)),
+        Variant("you returned the density N(x; μ, Σ) itself; return its logarithm (exp underflows in 64 "
+                "dimensions)", lambda c: gaussian_log_density(*c.args).exp()),
+        Variant("the quadratic form is summed over the wrong axis: sum over dim 1 (the D features of a "
+                "row), so each of the N rows gets its own number",
+                lambda c: -0.5 * ((c.args[0] - c.args[1]) @ torch.linalg.inv(c.args[2]) * (c.args[0] - c.args[1]))
+                .sum(0) - 0.5 * _logdet(c.args[2]) - 0.5 * c.args[0].shape[1] * math.log(2 * math.pi)),
     ],
     hints=[
         "log N(x; μ, Σ) = −½ (x − μ)ᵀ Σ⁻¹ (x − μ) − ½ log det Σ − (D/2) log 2π, for each row of x. "
@@ -122,7 +127,6 @@ register(Exercise(
     id="2.2",
     title="The parameter count of a GPT",
     function="gpt_param_count",
-    notebook=NOTEBOOK,
     reference=gpt_parameter_count,
     cases=_count_cases,
     variants=[
@@ -140,6 +144,10 @@ register(Exercise(
                 _variant(lambda v, t, n, d: gpt_parameter_count(v, t, n, d) - n * 6 * d * d - n * 3 * d)),
         Variant("attention has four d×d matrices (Q, K, V and the output projection): 4d², not 3d²",
                 _variant(lambda v, t, n, d: gpt_parameter_count(v, t, n, d) - n * d * d - n * d)),
+        Variant("each of the n_layer blocks has its own weights: multiply the per-block count by n_layer",
+                _variant(lambda v, t, n, d: gpt_parameter_count(v, t, 1, d))),
+        Variant("a LayerNorm has a gain *and* a shift: 2d parameters, not d",
+                _variant(lambda v, t, n, d: gpt_parameter_count(v, t, n, d) - (2 * n + 1) * d)),
     ],
     hints=[
         "Go through the model's pieces: token embedding (V×d), position embedding (T×d), then per "
@@ -181,6 +189,12 @@ def _rows_only(c: Case):
     return F.cross_entropy(logits, torch.arange(len(u), device=logits.device))
 
 
+def _columns_only(c: Case):
+    u, v, s = c.args
+    logits = s * F.normalize(u, dim=-1) @ F.normalize(v, dim=-1).T
+    return F.cross_entropy(logits.T, torch.arange(len(u), device=logits.device))
+
+
 def _no_norm(c: Case):
     u, v, s = c.args
     logits = s * u @ v.T
@@ -192,7 +206,6 @@ register(Exercise(
     id="2.3",
     title="The symmetric InfoNCE loss of CLIP",
     function="info_nce_loss",
-    notebook=NOTEBOOK,
     reference=clip_loss,
     cases=_nce_cases,
     variants=[
@@ -205,6 +218,10 @@ register(Exercise(
                 lambda c: clip_loss(*c.args) * len(c.args[0])),
         Variant("you added the two directions; the loss is their average (½ of the sum)",
                 lambda c: clip_loss(*c.args) * 2),
+        Variant("only one direction: average the image→text (rows) and text→image (columns) cross-entropies",
+                _columns_only),
+        Variant("logit_scale is 1/temperature: multiply the cosine similarities by it, do not divide",
+                lambda c: clip_loss(c.args[0], c.args[1], 1 / c.args[2])),
     ],
     hints=[
         "Normalise both (B, E) inputs to unit rows, form the B×B matrix of logits "

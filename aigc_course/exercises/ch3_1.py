@@ -14,8 +14,6 @@ from aigc_course.attention import scaled_dot_product_attention
 from aigc_course.exercises.core import Case, Exercise, Variant, register
 from aigc_course.sampling import top_k_filter, top_p_filter
 
-NOTEBOOK = "ch3_1_attention.ipynb"
-
 
 def _randn(gen: torch.Generator, device, *shape: int) -> torch.Tensor:
     return torch.randn(shape, generator=gen).to(device)
@@ -42,6 +40,12 @@ def _attention_cases(gen: torch.Generator, device) -> list[Case]:
 
 def _weights_of(actual):
     return actual[1] if isinstance(actual, (tuple, list)) and len(actual) == 2 else None
+
+
+def _output_only_diagnostic(case: Case, expected, actual) -> str | None:
+    if isinstance(actual, torch.Tensor) and actual.shape == expected[0].shape:
+        return "return both the output and the attention weights, as a tuple: `return weights @ v, weights`"
+    return None
 
 
 def _future_diagnostic(case: Case, expected, actual) -> str | None:
@@ -75,14 +79,22 @@ def _masked_after_softmax(case: Case):
     return w @ v, w
 
 
+def _keys_times_queries(case: Case):
+    q, k, v = case.args
+    t = q.shape[-2]
+    mask = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
+    scores = (k @ q.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~mask, float("-inf"))
+    w = torch.softmax(scores, dim=-1)
+    return w @ v, w
+
+
 register(Exercise(
     id="3.1.1",
     title="Causal (masked) self-attention",
     function="causal_attention",
-    notebook=NOTEBOOK,
     reference=_causal_reference,
     cases=_attention_cases,
-    diagnostics=[_future_diagnostic],
+    diagnostics=[_output_only_diagnostic, _future_diagnostic],
     variants=[
         Variant("missing the 1/√d_k scaling of the scores",
                 lambda c: _causal_reference(c.args[0] * math.sqrt(c.args[0].shape[-1]), *c.args[1:])),
@@ -93,6 +105,8 @@ register(Exercise(
         Variant("the output is weights @ v, not weights @ k",
                 lambda c: (_causal_reference(c.args[0], c.args[1], c.args[1])[0],
                            _causal_reference(*c.args)[1])),
+        Variant("the scores are q @ kᵀ: row i holds query i's score for each key. k @ qᵀ is its "
+                "transpose, so your mask and softmax act on the wrong axis", _keys_times_queries),
     ],
     hints=[
         "scores = Q Kᵀ / √d_k has shape (..., T, T); row i holds query i's score for every key j. "
@@ -126,12 +140,29 @@ def _top_k_cases(gen: torch.Generator, device) -> list[Case]:
     ]
 
 
+_PROBABILITIES = ("you returned probabilities (a softmax); return the filtered *logits*, with the removed ones "
+                  "at -inf: the sampler applies the softmax")
+
+
+def _looks_like_probabilities(actual, expected) -> bool:
+    if not isinstance(actual, torch.Tensor) or actual.shape != expected.shape or not actual.is_floating_point():
+        return False
+    a = actual.detach().float().cpu()
+    return bool((a >= 0).all() and torch.allclose(a.sum(-1), torch.ones(()), atol=1e-4))
+
+
 def _kept_counts(x: torch.Tensor) -> list[int]:
     return torch.isfinite(x).reshape(-1, x.shape[-1]).sum(-1).tolist()
 
 
 def _top_k_diagnostic(case: Case, expected, actual) -> str | None:
     logits, k = case.args
+    if isinstance(actual, torch.Tensor) and actual.shape[:-1] == expected.shape[:-1] \
+            and actual.shape[-1] == min(k, expected.shape[-1]) != expected.shape[-1]:
+        return ("you returned only the k largest values (torch.topk(...).values); return logits of the "
+                "input's shape, with every removed logit set to -inf")
+    if _looks_like_probabilities(actual, expected):
+        return _PROBABILITIES
     if not isinstance(actual, torch.Tensor) or actual.shape != expected.shape:
         return None
     a = actual.detach().cpu()
@@ -152,7 +183,6 @@ register(Exercise(
     id="3.1.2",
     title="The top-k filter",
     function="top_k",
-    notebook=NOTEBOOK,
     reference=top_k_filter,
     cases=_top_k_cases,
     diagnostics=[_top_k_diagnostic],
@@ -161,6 +191,7 @@ register(Exercise(
                 lambda c: c.args[0].masked_fill(torch.isinf(top_k_filter(-c.args[0], c.args[1])), float("-inf"))),
         Variant("you removed the k largest logits instead of keeping them",
                 lambda c: c.args[0].masked_fill(torch.isfinite(top_k_filter(c.args[0], c.args[1])), float("-inf"))),
+        Variant(_PROBABILITIES, lambda c: torch.softmax(top_k_filter(*c.args), -1)),
     ],
     hints=[
         "Find the k-th largest logit of each row and remove (set to -inf) every logit below it.",
@@ -194,6 +225,8 @@ def _top_p_cases(gen: torch.Generator, device) -> list[Case]:
 
 
 def _top_p_diagnostic(case: Case, expected, actual) -> str | None:
+    if _looks_like_probabilities(actual, expected):
+        return _PROBABILITIES
     if not isinstance(actual, torch.Tensor) or actual.shape != expected.shape:
         return None
     a = actual.detach().cpu().reshape(-1, actual.shape[-1])
@@ -222,6 +255,18 @@ def _unsorted_back(case: Case):
     return torch.sort(filtered, -1, descending=True).values
 
 
+def _top_p_variant(kind: str):
+    def wrong(case: Case):
+        logits, p = case.args
+        values = logits if kind == "no_softmax" else torch.softmax(logits, -1)
+        sorted_values, order = torch.sort(values, -1, descending=kind != "ascending")
+        keep_sorted = (sorted_values.cumsum(-1) - sorted_values) < p
+        keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+        return logits.masked_fill(~keep, float("-inf"))
+
+    return wrong
+
+
 def _cumsum_le_p_kept_first(case: Case):
     logits, p = case.args
     out = _cumsum_le_p(case)
@@ -232,7 +277,6 @@ register(Exercise(
     id="3.1.3",
     title="The top-p (nucleus) filter",
     function="top_p",
-    notebook=NOTEBOOK,
     reference=top_p_filter,
     cases=_top_p_cases,
     diagnostics=[_top_p_diagnostic],
@@ -245,6 +289,11 @@ register(Exercise(
                 _cumsum_le_p_kept_first),
         Variant("the result is still in sorted order: scatter the keep-mask back to the tokens' "
                 "original positions", _unsorted_back),
+        Variant("the nucleus is measured in probability: apply the softmax before the cumulative sum, "
+                "not to the raw logits", _top_p_variant("no_softmax")),
+        Variant("sort in descending order: the nucleus is made of the most likely tokens",
+                _top_p_variant("ascending")),
+        Variant(_PROBABILITIES, lambda c: torch.softmax(top_p_filter(*c.args), -1)),
     ],
     hints=[
         "Turn logits into probabilities, sort them in descending order, and keep the shortest "

@@ -13,8 +13,6 @@ import torch.nn.functional as F
 from aigc_course.alignment import bradley_terry_loss, dpo_loss, response_only_loss
 from aigc_course.exercises.core import Case, Exercise, Variant, register
 
-NOTEBOOK = "ch3_1_4_alignment.ipynb"
-
 
 def _randn(gen: torch.Generator, device, *shape: int) -> torch.Tensor:
     return torch.randn(shape, generator=gen).to(device)
@@ -50,6 +48,22 @@ def _sft_cases(gen: torch.Generator, device) -> list[Case]:
     ]
 
 
+def _sft_variant(kind: str):
+    def wrong(case: Case):
+        logits, targets = case.args
+        if kind == "shifted":  # shifted once more, as for raw token ids
+            logits, targets = logits[:, :-1], targets[:, 1:]
+        dim = 1 if kind == "wrong_axis" else -1
+        logp = torch.log_softmax(logits.float(), dim)
+        if kind == "probabilities":
+            logp = logp.exp()
+        mask = targets != -1
+        picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return -(picked * mask).sum() / mask.sum()
+
+    return wrong
+
+
 def _row_mean(case: Case):
     logits, targets = case.args
     rows = [response_only_loss(logits[i : i + 1], targets[i : i + 1]) for i in range(len(targets))]
@@ -60,7 +74,6 @@ register(Exercise(
     id="3.1.4.1",
     title="The response-only SFT loss",
     function="sft_loss",
-    notebook=NOTEBOOK,
     reference=response_only_loss,
     cases=_sft_cases,
     diagnostics=[_finite_diagnostic],
@@ -75,6 +88,11 @@ register(Exercise(
                 lambda c: -response_only_loss(*c.args)),
         Variant("you summed over the response tokens; divide by their number",
                 lambda c: response_only_loss(*c.args) * (c.args[1] != -1).sum()),
+        Variant("off by one: the targets are already shifted (targets[:, t] is the token after position t); "
+                "do not shift logits and targets again", _sft_variant("shifted")),
+        Variant("take the log-softmax over the vocabulary (the last dimension, dim=-1), not over the "
+                "positions", _sft_variant("wrong_axis")),
+        Variant("the loss uses log-probabilities (log_softmax), not probabilities", _sft_variant("probabilities")),
     ],
     hints=[
         "Take log_softmax of the logits over the vocabulary, pick the log-probability of each "
@@ -111,9 +129,8 @@ def _bt_cases(gen: torch.Generator, device) -> list[Case]:
 
 register(Exercise(
     id="3.1.4.2",
-    title="The Bradley-Terry reward-model loss",
+    title="The Bradley–Terry reward-model loss",
     function="reward_model_loss",
-    notebook=NOTEBOOK,
     reference=bradley_terry_loss,
     cases=_bt_cases,
     diagnostics=[_finite_diagnostic],
@@ -123,6 +140,8 @@ register(Exercise(
         Variant("you summed over the pairs; take the mean", lambda c: bradley_terry_loss(*c.args) * len(c.args[0])),
         Variant("the probability sigma(r_w - r_l) is not the loss; take -log of it",
                 lambda c: torch.sigmoid(c.args[0] - c.args[1]).mean()),
+        Variant("wrong sign: the loss is the *negative* log-likelihood, -log sigmoid(r_chosen - r_rejected)",
+                lambda c: -bradley_terry_loss(*c.args)),
     ],
     hints=[
         "P(chosen preferred) = sigmoid(r_chosen - r_rejected); the loss is the mean negative log of it.",
@@ -160,7 +179,6 @@ register(Exercise(
     id="3.1.4.3",
     title="The DPO loss",
     function="dpo",
-    notebook=NOTEBOOK,
     reference=_dpo_reference,
     cases=_dpo_cases,
     diagnostics=[_finite_diagnostic],
@@ -169,10 +187,11 @@ register(Exercise(
                 lambda c: -F.logsigmoid(c.args[4] * (c.args[0] - c.args[1])).mean()),
         Variant("beta is missing: scale the log-ratios by beta",
                 lambda c: _dpo_reference(*c.args[:4], 1.0)),
-        Variant("chosen and rejected are swapped", lambda c: _dpo_reference(c.args[1], c.args[0], c.args[3],
-                                                                            c.args[2], c.args[4])),
-        Variant("the log-ratio is log pi - log pi_ref, not log pi_ref - log pi",
-                lambda c: _dpo_reference(c.args[2], c.args[3], c.args[0], c.args[1], c.args[4])),
+        Variant("chosen and rejected are swapped (or, the same thing, the log-ratios are log pi_ref - log pi): "
+                "the margin is beta * ((log pi - log pi_ref) of the chosen - (log pi - log pi_ref) of the rejected)",
+                lambda c: _dpo_reference(c.args[1], c.args[0], c.args[3], c.args[2], c.args[4])),
+        Variant("beta multiplies the log-ratios; you divided by it", lambda c: _dpo_reference(*c.args[:4], 1 / c.args[4])),
+        Variant("you summed over the pairs; take the mean", lambda c: _dpo_reference(*c.args) * len(c.args[0])),
     ],
     hints=[
         "Each response has an implicit reward beta * (log pi(y|x) - log pi_ref(y|x)). Put the two "

@@ -12,8 +12,6 @@ import torch.nn.functional as F
 from aigc_course.exercises.core import Case, Exercise, Variant, compare, register
 from aigc_course.gan import Discriminator, discriminator_loss, generator_loss, gradient_penalty
 
-NOTEBOOK = "ch3_2_gan.ipynb"
-
 
 def _randn(gen: torch.Generator, device, *shape: int) -> torch.Tensor:
     return torch.randn(shape, generator=gen).to(device)
@@ -46,7 +44,6 @@ register(Exercise(
     id="3.2.1",
     title="The non-saturating generator loss",
     function="generator_loss_ns",
-    notebook=NOTEBOOK,
     reference=_ns_reference,
     cases=_gen_cases,
     diagnostics=[_finite_diagnostic],
@@ -59,6 +56,8 @@ register(Exercise(
                 lambda c: _ns_reference(c.args[0]) * len(c.args[0])),
         Variant("D(G(z)) is sigmoid(logit): apply the sigmoid (or use softplus) before the log",
                 lambda c: -c.args[0].mean()),
+        Variant("you used the discriminator's target 0 for the fakes; the generator wants D to call its "
+                "samples real, target 1: -E log D(G(z)) = softplus(-logit)", lambda c: F.softplus(c.args[0]).mean()),
     ],
     hints=[
         "D(x) = sigmoid(logit). The non-saturating generator loss is -mean(log D(G(z))).",
@@ -97,7 +96,6 @@ register(Exercise(
     id="3.2.2",
     title="The discriminator loss",
     function="discriminator_loss_bce",
-    notebook=NOTEBOOK,
     reference=_d_reference,
     cases=_d_cases,
     diagnostics=[_finite_diagnostic],
@@ -111,6 +109,10 @@ register(Exercise(
         Variant("you averaged over real and fake samples together; the loss is the mean over the real "
                 "batch plus the mean over the fake batch (their sizes can differ)",
                 lambda c: torch.cat([F.softplus(-c.args[0]), F.softplus(c.args[1])]).mean()),
+        Variant("you averaged the two terms; the loss is their sum, -E log D(x) - E log(1 - D(G(z)))",
+                lambda c: _d_reference(*c.args) / 2),
+        Variant("wrong sign: D *minimises* the cross-entropy -E log D(x) - E log(1 - D(G(z)))",
+                lambda c: -_d_reference(*c.args)),
     ],
     hints=[
         "D minimises -V(D, G): the binary cross-entropy of calling real samples 1 and fakes 0, "
@@ -150,6 +152,8 @@ def _gp_variant(kind: str):
     def wrong(case: Case):
         critic, real, fake, alpha = case.args
         x = real if kind == "at_real" else alpha * real + (1 - alpha) * fake
+        if kind == "alpha_at_fake":
+            x = alpha * fake + (1 - alpha) * real
         x = x.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
         norms = grad.reshape(len(x), -1).norm(dim=1)
@@ -161,6 +165,10 @@ def _gp_variant(kind: str):
             return (grad.norm() - 1) ** 2
         if kind == "no_square":
             return (norms - 1).abs().mean()
+        if kind == "summed":
+            return ((norms - 1) ** 2).sum()
+        if kind == "no_minus_one":
+            return (norms**2).mean()
         return ((norms - 1) ** 2).mean()
 
     return wrong
@@ -190,7 +198,6 @@ register(Exercise(
     id="3.2.3",
     title="The WGAN-GP gradient penalty",
     function="gradient_penalty_gp",
-    notebook=NOTEBOOK,
     reference=None,
     cases=_gp_cases,
     extra_checks=[_gp_differentiable],
@@ -204,6 +211,10 @@ register(Exercise(
         Variant("take the gradient norm per sample (flatten to (B, -1), norm over dim=1), not over "
                 "the whole batch", _gp_variant("batch_norm")),
         Variant("square the deviation: the penalty is (‖∇‖ − 1)², not |‖∇‖ − 1|", _gp_variant("no_square")),
+        Variant("α weighs the real sample: x̂ = α·real + (1−α)·fake; you swapped real and fake",
+                _gp_variant("alpha_at_fake")),
+        Variant("you summed the per-sample penalties; average them over the batch", _gp_variant("summed")),
+        Variant("the penalty pulls the gradient norm towards 1: (‖∇‖ − 1)², not ‖∇‖²", _gp_variant("no_minus_one")),
     ],
     hints=[
         "Mix each real sample with its fake: x̂ = α·real + (1−α)·fake. Take the gradient of the "

@@ -11,8 +11,6 @@ import torch
 from aigc_course.diffusion import NoiseSchedule, classifier_free_guidance, ddim_step, ddpm_step
 from aigc_course.exercises.core import Case, Exercise, Variant, register
 
-NOTEBOOK = "ch3_3_diffusion.ipynb"
-
 
 def _randn(gen: torch.Generator, device, *shape: int) -> torch.Tensor:
     return torch.randn(shape, generator=gen).to(device)
@@ -52,12 +50,18 @@ def _q_variant(kind: str):
         schedule, x0, t, noise = case.args
         table = schedule.alphas if kind == "alphas" else schedule.alphas_cumprod
         idx = (t.cpu() - 1).clamp(min=0) if kind == "minus_one" else t.cpu()
+        if kind == "plus_one":
+            idx = (t.cpu() + 1).clamp(max=schedule.timesteps - 1)
         ab = table[idx].to(x0.device)
         if kind == "last_dim":
             return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
         ab = _expand(ab, x0)
         if kind == "no_sqrt":
             return ab * x0 + (1 - ab) * noise
+        if kind == "swapped":
+            return (1 - ab).sqrt() * x0 + ab.sqrt() * noise
+        if kind == "x0_no_sqrt":
+            return ab * x0 + (1 - ab).sqrt() * noise
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
     return wrong
@@ -67,7 +71,6 @@ register(Exercise(
     id="3.3.1",
     title="The forward process q_sample",
     function="q_sample",
-    notebook=NOTEBOOK,
     reference=_q_reference,
     cases=_q_cases,
     error_hints=[("must match the size of tensor", _BROADCAST)],
@@ -78,6 +81,11 @@ register(Exercise(
         Variant("timesteps are 0-based: ᾱ for step t is alphas_cumprod[t], not alphas_cumprod[t - 1]",
                 _q_variant("minus_one")),
         Variant(_BROADCAST, _q_variant("last_dim")),
+        Variant("timesteps are 0-based: ᾱ for step t is alphas_cumprod[t], not alphas_cumprod[t + 1]",
+                _q_variant("plus_one")),
+        Variant("the coefficients are swapped: the signal keeps √ᾱ_t·x₀ and the noise gets √(1−ᾱ_t)·ε",
+                _q_variant("swapped")),
+        Variant("the coefficient of x₀ is √ᾱ_t: a square root is missing", _q_variant("x0_no_sqrt")),
     ],
     hints=[
         "x_t = √ᾱ_t · x₀ + √(1 − ᾱ_t) · ε, with ᾱ_t = schedule.alphas_cumprod[t], one value per sample.",
@@ -122,8 +130,15 @@ def _ddim_variant(kind: str):
         if kind != "negative_index":
             ab_prev = schedule.alpha_bar(prev_t)
         x0 = schedule.predict_x0(x, t, eps)
+        if kind == "plus":
+            x0 = (x + (1 - ab_t).sqrt().to(x.device) * eps) / ab_t.sqrt().to(x.device)
+        if kind == "one_step":
+            a = schedule.alphas[t]
+            x0 = (x - (1 - a).sqrt().to(x.device) * eps) / a.sqrt().to(x.device)
         if kind == "x0":
             return x0
+        if kind == "no_sqrt":
+            return ab_prev.to(x.device) * x0 + (1 - ab_prev).sqrt().to(x.device) * eps
         coef = (1 - ab_t) if kind == "wrong_direction" else (1 - ab_prev)
         return ab_prev.sqrt().to(x.device) * x0 + coef.sqrt().to(x.device) * eps
 
@@ -134,7 +149,6 @@ register(Exercise(
     id="3.3.2",
     title="A deterministic DDIM step",
     function="ddim_step_eta0",
-    notebook=NOTEBOOK,
     reference=_ddim_reference,
     cases=_ddim_cases,
     variants=[
@@ -145,6 +159,10 @@ register(Exercise(
                 _ddim_variant("wrong_direction")),
         Variant("you returned x̂₀; the step must re-noise it to the level of t': "
                 "√ᾱ_{t'}·x̂₀ + √(1−ᾱ_{t'})·ε̂", _ddim_variant("x0")),
+        Variant("x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t: the predicted noise is *subtracted*", _ddim_variant("plus")),
+        Variant("x_t was made from x₀ in one shot with the cumulative ᾱ_t (alphas_cumprod), not the one-step "
+                "α_t", _ddim_variant("one_step")),
+        Variant("the coefficient of x̂₀ is √ᾱ_{t'}: a square root is missing", _ddim_variant("no_sqrt")),
         Variant("this is the DDPM posterior mean, not DDIM's deterministic step",
                 lambda c: ddpm_step(c.args[0], c.args[1], c.args[2], c.args[3], c.args[4],
                                     noise=torch.zeros_like(c.args[3]))),
@@ -184,7 +202,6 @@ register(Exercise(
     id="3.3.3",
     title="Classifier-free guidance",
     function="guided_noise",
-    notebook=NOTEBOOK,
     reference=classifier_free_guidance,
     cases=_cfg_cases,
     variants=[
@@ -195,6 +212,8 @@ register(Exercise(
                 lambda c: c.args[1] + c.args[2] * (c.args[1] - c.args[0])),
         Variant("you scaled ε_cond alone; guidance extrapolates from ε_uncond towards ε_cond",
                 lambda c: c.args[2] * c.args[1]),
+        Variant("wrong sign: guidance moves *towards* the condition, ε_u + s(ε_c − ε_u)",
+                lambda c: c.args[0] - c.args[2] * (c.args[1] - c.args[0])),
     ],
     hints=[
         "Start from the unconditional prediction and move s times the way the condition points.",

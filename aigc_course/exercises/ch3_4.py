@@ -14,8 +14,6 @@ import torch
 from aigc_course.exercises.core import Case, Exercise, Variant, register
 from aigc_course.vae import gaussian_kl, iw_bound, reparameterize
 
-NOTEBOOK = "ch3_4_vae.ipynb"
-
 
 def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
     return scale * torch.randn(*shape, generator=gen)
@@ -47,7 +45,6 @@ register(Exercise(
     id="3.4.1",
     title="Reparameterised sampling",
     function="reparameterize",
-    notebook=NOTEBOOK,
     reference=reparameterize_with_noise,
     cases=_reparam_cases,
     variants=[
@@ -57,6 +54,9 @@ register(Exercise(
                 lambda c: c.args[0] + c.args[1] * c.args[2]),
         Variant("you returned the noise scaled by the standard deviation but forgot to add mu",
                 lambda c: (0.5 * c.args[1]).exp() * c.args[2]),
+        Variant("the standard deviation is exp(+logvar / 2); exp(-logvar / 2) is its inverse",
+                lambda c: c.args[0] + (-0.5 * c.args[1]).exp() * c.args[2]),
+        Variant("wrong sign: z = mu + sigma * eps", lambda c: c.args[0] - (0.5 * c.args[1]).exp() * c.args[2]),
     ],
     hints=[
         "A draw from N(mu, sigma^2) is mu + sigma * eps with eps ~ N(0, 1); the encoder gives "
@@ -95,7 +95,6 @@ register(Exercise(
     id="3.4.2",
     title="The Gaussian KL to the prior",
     function="kl_to_prior",
-    notebook=NOTEBOOK,
     reference=kl_to_standard_normal,
     cases=_kl_cases,
     variants=[
@@ -108,6 +107,10 @@ register(Exercise(
                 lambda c: 0.5 * (c.args[0] ** 2 + c.args[1] - c.args[1] - 1).sum(-1)),
         Variant("the sign of log sigma^2 is flipped: KL = 1/2 sum(mu^2 + sigma^2 - log sigma^2 - 1)",
                 lambda c: 0.5 * (c.args[0] ** 2 + c.args[1].exp() + c.args[1] - 1).sum(-1)),
+        Variant("sum over the last dimension (the latent dimensions of each code), not over the batch",
+                lambda c: 0.5 * (c.args[0] ** 2 + c.args[1].exp() - c.args[1] - 1).sum(0)),
+        Variant("the mean enters squared: mu^2, not mu",
+                lambda c: 0.5 * (c.args[0] + c.args[1].exp() - c.args[1] - 1).sum(-1)),
     ],
     hints=[
         "For one dimension, KL(N(m, s^2) || N(0, 1)) = 1/2 (m^2 + s^2 - log s^2 - 1); "
@@ -151,7 +154,6 @@ register(Exercise(
     id="3.4.3",
     title="The importance-weighted bound from log weights",
     function="iw_bound_from_log_weights",
-    notebook=NOTEBOOK,
     reference=iw_bound,
     cases=_iw_cases,
     diagnostics=[_not_finite],
@@ -162,6 +164,10 @@ register(Exercise(
                 lambda c: torch.logsumexp(c.args[0], 0)),
         Variant("you took the maximum log weight; logsumexp is smooth and counts every sample",
                 lambda c: c.args[0].amax(0) - math.log(c.args[0].shape[0])),
+        Variant("wrong sign of log K: averaging the weights *subtracts* log K, log((1/K) sum_k w_k)",
+                lambda c: torch.logsumexp(c.args[0], 0) + math.log(c.args[0].shape[0])),
+        Variant("the K samples are along dim 0 (shape (K, B)); you reduced over dim 1, the images",
+                lambda c: torch.logsumexp(c.args[0], 1) - math.log(c.args[0].shape[1])),
     ],
     hints=[
         "L_K = log((1/K) sum_k w_k) = log(sum_k exp(log w_k)) - log K, with the K samples along dim 0.",

@@ -13,9 +13,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from aigc_course.attention import blockwise_attention, scaled_dot_product_attention
-from aigc_course.exercises.core import Case, Exercise, Variant, register
-
-NOTEBOOK = "ch4_1_attention_math.ipynb"
+from aigc_course.exercises.core import Case, Exercise, Probe, Variant, register
+from aigc_course.exercises.sandbox import OpRecorder
 
 
 def _randn(gen: torch.Generator, device, *shape: int) -> torch.Tensor:
@@ -31,8 +30,8 @@ def _padding_reference(q, k, v, keep):
 
 def _padding_cases(gen: torch.Generator, device) -> list[Case]:
     cases = []
-    for name, b, t_q, t_k, d in (("batch 3, 5 queries, 7 keys, d=8", 3, 5, 7, 8),
-                                 ("batch 2, 6 queries, 6 keys, d=16", 2, 6, 6, 16)):
+    for name, b, t_q, t_k, d in (("batch 2, 6 queries, 6 keys, d=16", 2, 6, 6, 16),
+                                 ("batch 3, 5 queries, 7 keys, d=8", 3, 5, 7, 8)):
         keep = torch.rand((b, t_k), generator=gen) < 0.6
         keep[:, 0] = True  # every sequence has at least one real token
         cases.append(Case(name, (_randn(gen, device, b, t_q, d) * 2, _randn(gen, device, b, t_k, d) * 2,
@@ -51,6 +50,8 @@ def _padding_variant(kind: str):
         q, k, v, keep = case.args
         scale = 1.0 if kind == "unscaled" else 1 / math.sqrt(q.shape[-1])
         scores = q @ k.transpose(-2, -1) * scale
+        if kind == "query_mask":
+            return scores.masked_fill(~keep[:, :, None], float("-inf")).softmax(-1) @ v
         if kind == "zero_after":
             return (scores.softmax(-1) * keep[:, None, :]) @ v
         if kind == "inverted":
@@ -62,13 +63,21 @@ def _padding_variant(kind: str):
     return wrong
 
 
+def _padding_nan(case: Case, expected, actual) -> str | None:
+    if isinstance(actual, torch.Tensor) and actual.is_floating_point() and torch.isnan(actual).any():
+        return ("the output has NaN: some softmax saw only -inf scores (0/0). A padded key is -inf for every "
+                "query, so take the softmax over the keys (dim=-1), where each row keeps a real token, not over "
+                "the queries (dim=-2)")
+    return None
+
+
 register(Exercise(
     id="4.1.1",
     title="Attention with a key-padding mask",
     function="padded_attention",
-    notebook=NOTEBOOK,
     reference=_padding_reference,
     cases=_padding_cases,
+    diagnostics=[_padding_nan],
     error_hints=[("must match the size of tensor", "keep is (B, T_k); make it (B, 1, T_k) with "
                   "keep[:, None, :] so it broadcasts over the queries")],
     variants=[
@@ -79,6 +88,8 @@ register(Exercise(
         Variant("you set the padded scores to 0, but exp(0) = 1 still gives padding weight: use -inf",
                 _padding_variant("zero_scores")),
         Variant("missing the 1/√d_k scaling of the scores", _padding_variant("unscaled")),
+        Variant("the mask hides queries (rows); padding hides *keys*, the columns of the scores: use "
+                "keep[:, None, :], of shape (B, 1, T_k)", _padding_variant("query_mask")),
     ],
     hints=[
         "Padding is a mask over the *keys*: no query may put weight on a padded key. Mask the "
@@ -140,6 +151,33 @@ def _online_variant(kind: str):
     return wrong
 
 
+_PROBE_T, _PROBE_BLOCK = 64, 8
+
+
+def _block_case(gen: torch.Generator, device) -> Case:
+    q, k, v = (_randn(gen, device, 1, _PROBE_T, 8) for _ in range(3))
+    return Case(f"T={_PROBE_T}, blocks of {_PROBE_BLOCK}: at most {_PROBE_BLOCK} columns of scores at a time",
+                (q, k, v, _PROBE_BLOCK))
+
+
+def _block_verdict(case: Case, recorder: OpRecorder) -> str | None:
+    """The full T x T score matrix, or a fused attention kernel over every key, means block_size was ignored."""
+    q, k, _, block = case.args
+    full = q.shape[0] * q.shape[-2] * k.shape[-2]
+    if recorder.largest >= full // 2:
+        return (f"block_size={block} was ignored: an operation ({recorder.largest_op}) made a tensor of shape "
+                f"{recorder.largest_shape} ({recorder.largest} numbers), as large as the whole "
+                f"{q.shape[-2]} × {k.shape[-2]} score matrix. The online softmax holds at most block_size "
+                "columns of scores at once: loop over k[..., start:start + block_size, :] and never compute "
+                "q @ k.transpose(-2, -1) for all the keys")
+    fused = [name for name, shapes in recorder.calls
+             if "attention" in name and any(len(s) >= 2 and s[-2] == k.shape[-2] for s in shapes)]
+    if fused:
+        return (f"block_size={block} was ignored: {fused[0]} attends to all {k.shape[-2]} keys at once. Write "
+                "the loop over key blocks yourself, with the running maximum, normaliser and accumulator")
+    return None
+
+
 def _online_diagnostic(case: Case, expected, actual) -> str | None:
     if isinstance(actual, torch.Tensor) and actual.is_floating_point() and not torch.isfinite(actual).all():
         return ("the output has inf or NaN: exp(score) overflows for large scores. Subtract the running "
@@ -151,7 +189,6 @@ register(Exercise(
     id="4.1.2",
     title="Exact attention with the online softmax",
     function="online_attention",
-    notebook=NOTEBOOK,
     reference=_online_reference,
     cases=_online_cases,
     diagnostics=[_online_diagnostic],
@@ -163,6 +200,7 @@ register(Exercise(
         Variant("you returned acc without dividing by the normaliser l at the end", _online_variant("no_divide")),
         Variant("missing the 1/√d_k scaling of the scores", _online_variant("unscaled")),
     ],
+    probes=[Probe("block_size", _block_case, OpRecorder, _block_verdict)],
     hints=[
         "Keep three running quantities per query: the maximum score m seen so far, the normaliser "
         "l = Σ exp(s - m) and the accumulator acc = Σ exp(s - m)·v. Divide acc by l at the end.",
@@ -221,7 +259,6 @@ register(Exercise(
     id="4.1.3",
     title="The cost of attention in FLOPs",
     function="attention_flops",
-    notebook=NOTEBOOK,
     reference=attention_flops_counted,
     cases=_flops_cases,
     variants=[

@@ -20,8 +20,6 @@ from aigc_course.gan import (
     value_function,
 )
 
-NOTEBOOK = "ch4_2_gan_math.ipynb"
-
 
 def _grid(n: int = 401, half_width: float = 6.0):
     x = torch.linspace(-half_width, half_width, n, dtype=torch.float64)
@@ -77,7 +75,6 @@ register(Exercise(
     id="4.2.1",
     title="The optimal discriminator D*",
     function="best_discriminator",
-    notebook=NOTEBOOK,
     reference=optimal_discriminator,
     cases=_d_cases,
     diagnostics=[_nan_diagnostic(
@@ -139,7 +136,6 @@ register(Exercise(
     id="4.2.2",
     title="The value function V(D, G)",
     function="value_of",
-    notebook=NOTEBOOK,
     reference=value_function,
     cases=_v_cases,
     diagnostics=[_nan_diagnostic(
@@ -152,6 +148,8 @@ register(Exercise(
                 lambda c: value_function(1 - c.args[0], *c.args[1:])),
         Variant("you averaged over the grid points instead of integrating: Σ f(x)·dx, not mean f(x)",
                 lambda c: value_function(*c.args[:3], 1.0 / len(c.args[0]))),
+        Variant("wrong sign: V = ∫ p_data log D + ∫ p_g log(1 − D), which is ≤ 0",
+                lambda c: -value_function(*c.args)),
         Variant("the fake term is log(1 − D), not −log D",
                 lambda c: (torch.xlogy(c.args[1], c.args[0]) - torch.xlogy(c.args[2], c.args[0])).sum()
                 * c.args[3]),
@@ -190,6 +188,12 @@ def _jsd_cases(gen: torch.Generator, device) -> list[Case]:
     ]
 
 
+def _jsd_reversed(case: Case):
+    p, q, dx = case.args
+    m = 0.5 * (p + q)
+    return 0.5 * kl_divergence(m, p, dx) + 0.5 * kl_divergence(m, q, dx)
+
+
 def _kl_pq(case: Case):
     p, q, dx = case.args
     return kl_divergence(p, q, dx)
@@ -199,7 +203,6 @@ register(Exercise(
     id="4.2.3",
     title="The Jensen–Shannon divergence",
     function="jensen_shannon",
-    notebook=NOTEBOOK,
     reference=js_divergence,
     cases=_jsd_cases,
     diagnostics=[_nan_diagnostic(
@@ -216,6 +219,10 @@ register(Exercise(
         Variant("you measured in bits (log base 2); use the natural log, so that the maximum is log 2",
                 lambda c: js_divergence(*c.args) / math.log(2)),
         Variant("missing the grid spacing dx in the integrals", lambda c: js_divergence(c.args[0], c.args[1], 1.0)),
+        Variant("the KL terms are the wrong way round: the JSD uses KL(p ‖ m) and KL(q ‖ m), each density "
+                "against the mixture", _jsd_reversed),
+        Variant("that is the Jensen–Shannon *distance* √JSD; return the divergence itself",
+                lambda c: js_divergence(*c.args).sqrt()),
     ],
     hints=[
         "JSD(p ‖ q) = ½ KL(p ‖ m) + ½ KL(q ‖ m) with the mixture m = (p + q)/2, and "

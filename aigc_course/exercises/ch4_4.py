@@ -12,8 +12,6 @@ import torch
 from aigc_course.diffusion import NoiseSchedule
 from aigc_course.exercises.core import Case, Exercise, Variant, register
 
-NOTEBOOK = "ch4_4_diffusion_math.ipynb"
-
 # float64 schedules: 1 - abar_t / abar_{t-1} loses digits in float32, and the checks should
 # judge the formula, not the rounding of an equivalent way of writing it.
 _LINEAR = NoiseSchedule("linear", 1000, dtype=torch.float64)
@@ -54,8 +52,9 @@ def _posterior_variant(kind: str):
         ab_t = schedule.alphas_cumprod[t]
         ab_prev = schedule.alphas_cumprod[t - 1] if kind == "negative_index" else schedule.alpha_bar(t - 1)
         beta = 1 - ab_t / ab_prev
-        c_x0 = ab_prev.sqrt() * beta / (1 - ab_t)
-        c_xt = (ab_t / ab_prev).sqrt() * (1 - ab_prev) / (1 - ab_t)
+        c_x0 = (ab_prev if kind == "no_sqrt_x0" else ab_prev.sqrt()) * beta / (1 - ab_t)
+        alpha = ab_t / ab_prev
+        c_xt = (alpha if kind == "no_sqrt_xt" else alpha.sqrt()) * (1 - ab_prev) / (1 - ab_t)
         var = (1 - ab_prev) / (1 - ab_t) * beta
         if kind == "beta_variance":
             var = beta
@@ -70,9 +69,8 @@ def _posterior_variant(kind: str):
 
 register(Exercise(
     id="4.4.1",
-    title="The posterior q(x_{t-1} | x_t, x_0)",
+    title="The posterior q(xₜ₋₁ | xₜ, x₀)",
     function="posterior_mean_var",
-    notebook=NOTEBOOK,
     reference=_posterior_reference,
     cases=_posterior_cases,
     variants=[
@@ -84,6 +82,10 @@ register(Exercise(
         Variant("the coefficients of x₀ and x_t are swapped: x₀ gets √ᾱ_{t−1}·β_t/(1 − ᾱ_t), "
                 "x_t gets √α_t·(1 − ᾱ_{t−1})/(1 − ᾱ_t)", _posterior_variant("swapped")),
         Variant("you returned the standard deviation; return the variance β̃_t", _posterior_variant("std")),
+        Variant("the coefficient of x₀ is √ᾱ_{t−1}·β_t/(1 − ᾱ_t): the square root of ᾱ_{t−1} is missing",
+                _posterior_variant("no_sqrt_x0")),
+        Variant("the coefficient of x_t is √α_t·(1 − ᾱ_{t−1})/(1 − ᾱ_t): the square root of α_t is missing",
+                _posterior_variant("no_sqrt_xt")),
     ],
     hints=[
         "Both q(x_t | x_{t−1}) and q(x_{t−1} | x_0) are Gaussian, so by Bayes' rule the posterior is "
@@ -110,6 +112,10 @@ register(Exercise(
 
 
 # ---------------------------------------------------------------------------- 4.4.2 x0 from eps
+
+
+_BROADCAST = ("ᾱ_t of shape (B,) broadcast along the last dimension; reshape it to (B, 1, ..., 1) "
+              "so each sample gets its own timestep")
 
 
 def _x0_reference(schedule, xt, t, eps):
@@ -141,6 +147,10 @@ def _x0_variant(kind: str):
             ab = ab.reshape(-1, *[1] * (xt.ndim - 1))
         if kind == "no_divide":
             return xt - (1 - ab).sqrt() * eps
+        if kind == "divide_no_sqrt":
+            return (xt - (1 - ab).sqrt() * eps) / ab
+        if kind == "noise_no_sqrt":
+            return (xt - (1 - ab) * eps) / ab.sqrt()
         if kind == "plus":
             return (xt + (1 - ab).sqrt() * eps) / ab.sqrt()
         if kind == "beta":
@@ -155,19 +165,19 @@ register(Exercise(
     id="4.4.2",
     title="Predict x̂₀ from the predicted noise",
     function="x0_from_eps",
-    notebook=NOTEBOOK,
     reference=_x0_reference,
     cases=_x0_cases,
-    error_hints=[("must match the size of tensor", "reshape ᾱ_t of shape (B,) to (B, 1, ..., 1) so "
-                  "each sample gets its own timestep")],
+    error_hints=[("must match the size of tensor", _BROADCAST)],
     variants=[
         Variant("you did not divide by √ᾱ_t: x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t", _x0_variant("no_divide")),
         Variant("wrong sign: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, so the noise is *subtracted* to recover x₀",
                 _x0_variant("plus")),
         Variant("used α_t = 1 − β_t of one step; x_t was made from x₀ in one shot with the cumulative "
                 "product ᾱ_t (schedule.alphas_cumprod)", _x0_variant("beta")),
-        Variant("ᾱ_t of shape (B,) broadcast along the last dimension; reshape it to (B, 1, ..., 1)",
-                _x0_variant("last_dim")),
+        Variant(_BROADCAST, _x0_variant("last_dim")),
+        Variant("divide by √ᾱ_t, not by ᾱ_t: a square root is missing", _x0_variant("divide_no_sqrt")),
+        Variant("the noise is scaled by √(1 − ᾱ_t), not (1 − ᾱ_t): a square root is missing",
+                _x0_variant("noise_no_sqrt")),
     ],
     hints=[
         "Solve the forward process x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε for x₀, with the model's ε̂ in place of ε.",
@@ -208,7 +218,6 @@ register(Exercise(
     id="4.4.3",
     title="The signal-to-noise ratio",
     function="snr",
-    notebook=NOTEBOOK,
     reference=_snr_reference,
     cases=_snr_cases,
     variants=[
@@ -220,6 +229,8 @@ register(Exercise(
                 "product ᾱ_t", lambda c: c.args[0].alphas[c.args[1]] / (1 - c.args[0].alphas[c.args[1]])),
         Variant("the noise variance is 1 − ᾱ_t, not 1: SNR = ᾱ_t/(1−ᾱ_t)",
                 lambda c: c.args[0].alphas_cumprod[c.args[1]]),
+        Variant("timesteps are 0-based: ᾱ for step t is alphas_cumprod[t], not the one of step t − 1",
+                lambda c: _snr_reference(c.args[0], (c.args[1] - 1).clamp(min=0))),
     ],
     hints=[
         "x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε: the signal has variance ᾱ_t·Var(x₀) and the noise 1 − ᾱ_t. "
