@@ -6,7 +6,7 @@ pages from it). In chapters/intro.md, ``{cpu-time}`03_1_transformer``` renders t
 time of all the notebooks of that chapter (for example "1 min 54 s, 6 notebooks"), and
 ``{{ cpu_times_measured }}`` says when and on what machine they were measured. The numbers come
 from ``_data/cpu_times.json``, which ``scripts/update_course_map_times.py`` writes from a
-``make notebooks`` run. A chapter with a notebook that has no measured time is a build warning,
+``make execute`` run. A chapter with a notebook that has no measured time is a build warning,
 so the strict build (-W) fails rather than show a stale or partial time.
 """
 
@@ -161,7 +161,7 @@ def cpu_time_role(name, rawtext, text, lineno, inliner, options=None, content=No
         return [nodes.Text("no notebooks")], []
     if missing:
         logger.warning(
-            "cpu-time: no measured CPU time for %s; run `make notebooks` and then "
+            "cpu-time: no measured CPU time for %s; run `make execute` and then "
             "`.venv/bin/python scripts/update_course_map_times.py` (its docstring shows how to "
             "time one new chapter and --merge it)", ", ".join(missing), location=location,
         )

@@ -8,7 +8,7 @@ table in ``chapters/intro.md`` (between its two marker comments); each chapter's
 ``exercises.md`` page and ``exercises/student/*.ipynb`` (``scripts/build_exercises.py``); and
 it drops from ``_data/cpu_times.json`` the times of notebooks no longer listed. CPU times are
 measurements, so a notebook without one is reported, not invented: time it with
-``make notebooks`` and ``scripts/update_course_map_times.py --merge``.
+``scripts/execute_notebooks.py chapters/<folder>`` and ``scripts/update_course_map_times.py --merge``.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     for notebook in untimed:
         print(f"{notebook} has no measured CPU time in {DATA}")
     if untimed:
-        print("time them: make notebooks && .venv/bin/python scripts/update_course_map_times.py --merge")
+        print("time them: .venv/bin/python scripts/execute_notebooks.py chapters/<folder> && "
+              ".venv/bin/python scripts/update_course_map_times.py --merge")
     if args.check:
         if out_of_date:
             print("run: make chapters  (python scripts/build_chapters.py)")

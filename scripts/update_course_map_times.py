@@ -2,19 +2,19 @@
 
 The chapter notebooks are those of the chapter list ``_data/chapters.yml``.
 
-``make notebooks`` runs every notebook under nbval and writes each one's wall time to
-``_build/notebook_times.json`` (tests/nbtiming.py). This script copies the chapter notebooks'
+``make execute`` (scripts/execute_notebooks.py, part of ``make test``) or ``make notebooks``
+(nbval, tests/nbtiming.py) runs every notebook and writes each one's wall time to
+``_build/notebook_times.json``. This script copies the chapter notebooks'
 times into ``_data/cpu_times.json`` with the date and the machine they were measured on. The
 book's ``{cpu-time}`` role (``_ext/course_map.py``) sums them per chapter; the strict build
 and ``tests/test_book_pages.py`` fail when a chapter notebook has no measured time, so the
 course map cannot silently go stale. Usage, on a machine without a GPU (or AIGC_DEVICE=cpu):
 
-    make notebooks && .venv/bin/python scripts/update_course_map_times.py
+    make execute && .venv/bin/python scripts/update_course_map_times.py
 
 After adding one chapter, time only its notebooks and merge them into the existing file:
 
-    PYTHONPATH=tests OMP_NUM_THREADS=1 .venv/bin/python -m pytest -p nbtiming --nbval-lax \
-        --nbval-current-env chapters/<new chapter>
+    .venv/bin/python scripts/execute_notebooks.py chapters/<new chapter>
     .venv/bin/python scripts/update_course_map_times.py --merge
 """
 
