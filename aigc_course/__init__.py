@@ -5,7 +5,7 @@ One module per idea. Start with :mod:`aigc_course.runtime` (device and seeds),
 (the training loop every chapter uses).
 """
 
-from aigc_course.runtime import get_device, seed_everything
+from aigc_course.runtime import get_device, make_generator, seed_everything
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "get_device", "seed_everything"]
+__all__ = ["__version__", "get_device", "make_generator", "seed_everything"]

@@ -1,7 +1,9 @@
 """Where code runs and how it is made repeatable.
 
 ``get_device`` picks the device every notebook and script uses; the ``AIGC_DEVICE``
-environment variable overrides it. ``seed_everything`` seeds every source of randomness.
+environment variable overrides it, and ``resolve_device`` checks a device someone asked for.
+``seed_everything`` seeds every source of randomness; ``make_generator`` is the one way a
+``seed`` argument becomes a ``torch.Generator``.
 """
 
 from __future__ import annotations
@@ -13,42 +15,87 @@ import numpy as np
 import torch
 
 DEVICE_ENV = "AIGC_DEVICE"
+DEVICE_TYPES = ("cpu", "cuda", "mps")  # the devices the course documents and tests
+_EXPECTED_DEVICES = "'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+
+def _checked_device(requested: torch.device | str, what: str) -> torch.device:
+    """``requested`` as a ``torch.device`` if it is a documented device that is present here.
+
+    ``what`` names where the request came from (``"device='cuda'"``, ``"AIGC_DEVICE='cuda'"``),
+    so the message points at the argument or variable to change.
+    """
+    if isinstance(requested, str):
+        try:
+            device = torch.device(requested.strip())
+        except RuntimeError as err:
+            raise ValueError(f"{what} is not a device name; expected {_EXPECTED_DEVICES}") from err
+    elif isinstance(requested, torch.device):
+        device = requested
+    else:
+        raise ValueError(f"{what}: expected a device name ({_EXPECTED_DEVICES}) or a torch.device, "
+                         f"got {type(requested).__name__}")
+    if device.type not in DEVICE_TYPES:
+        raise ValueError(f"{what}: the course runs on {_EXPECTED_DEVICES}, not {device.type!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"{what} asks for CUDA, but torch {torch.__version__} sees no CUDA device on this "
+                "machine. Use 'cpu' (or unset AIGC_DEVICE)."
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"{what}: only {torch.cuda.device_count()} CUDA device(s) are present.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"{what} asks for MPS, which is not available on this machine.")
+    return device
 
 
 def get_device() -> torch.device:
     """Return the device to compute on.
 
-    Order: ``$AIGC_DEVICE`` if set (``cpu``, ``cuda``, ``cuda:1``, ``mps``), else CUDA
-    when available, else CPU. An explicit request for a device that is not present
-    raises ``RuntimeError`` rather than silently falling back: a GPU CI job that runs
-    on the CPU would report the wrong thing.
+    Order: ``$AIGC_DEVICE`` if set (``cpu``, ``cuda``, ``cuda:1``, ``mps``; nothing else), else
+    CUDA when available, else CPU. An explicit request for a device that is not present raises
+    ``RuntimeError`` rather than silently falling back: a GPU CI job that runs on the CPU would
+    report the wrong thing. A name that is not one of those devices raises ``ValueError``.
     """
     requested = os.environ.get(DEVICE_ENV, "").strip()
     if requested:
-        try:
-            device = torch.device(requested)
-        except RuntimeError as err:
-            raise ValueError(
-                f"{DEVICE_ENV}={requested!r} is not a device name; "
-                "expected 'cpu', 'cuda', 'cuda:N' or 'mps'"
-            ) from err
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise RuntimeError(
-                    f"{DEVICE_ENV}={requested!r} asks for CUDA, but torch {torch.__version__} "
-                    "sees no CUDA device on this machine. Unset it to use the CPU."
-                )
-            if device.index is not None and device.index >= torch.cuda.device_count():
-                raise RuntimeError(
-                    f"{DEVICE_ENV}={requested!r}: only {torch.cuda.device_count()} CUDA "
-                    "device(s) are present."
-                )
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError(f"{DEVICE_ENV}={requested!r} asks for MPS, which is not available.")
-        return device
+        return _checked_device(requested, f"{DEVICE_ENV}={requested!r}")
     if torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def resolve_device(device: torch.device | str | None = None) -> torch.device:
+    """The device for a ``device=`` argument: ``None`` means :func:`get_device`.
+
+    Accepts only the documented devices and only when present, with the same errors as
+    :func:`get_device` (``ValueError`` for a name that is not one, ``RuntimeError`` for a
+    device this machine lacks).
+    """
+    if device is None:
+        return get_device()
+    return _checked_device(device, f"device={str(device)!r}")
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` if it is a non-negative int (not a bool); otherwise ``ValueError`` naming it."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {seed!r}")
+    return seed
+
+
+def make_generator(seed: int | None) -> torch.Generator:
+    """The ``torch.Generator`` (on the CPU) for a ``seed`` argument.
+
+    An int gives its own stream: the same draws whatever ran before. ``None`` seeds the
+    generator with one draw from torch's global CPU generator, so ``seed_everything(s)`` at the
+    top of a notebook makes ``seed=None`` calls repeatable too. Noise is drawn on this CPU
+    generator and then moved to the device, so CPU and CUDA draw the same noise for a seed.
+    """
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, ()).item())
+    return torch.Generator().manual_seed(check_seed(seed))
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
@@ -58,8 +105,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     (``warn_only`` so that ops without one still run) and turns off cuDNN autotuning.
     Returns a ``torch.Generator`` seeded the same way, for code that wants its own stream.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from aigc_course import get_device, seed_everything
+from aigc_course import get_device, make_generator, seed_everything
+from aigc_course.runtime import resolve_device
 
 
 def test_default_device_is_cuda_or_cpu(monkeypatch):
@@ -29,6 +30,52 @@ def test_bad_device_name(monkeypatch):
     monkeypatch.setenv("AIGC_DEVICE", "gpu-please")
     with pytest.raises(ValueError, match="AIGC_DEVICE='gpu-please' is not a device name"):
         get_device()
+
+
+@pytest.mark.parametrize("name", ["meta", "xla", "ipu", "hpu", "xpu", "vulkan"])
+def test_undocumented_devices_are_refused(monkeypatch, name):
+    """torch knows more device types than the course runs on; only cpu, cuda and mps are accepted."""
+    monkeypatch.setenv("AIGC_DEVICE", name)
+    with pytest.raises(ValueError, match=f"AIGC_DEVICE='{name}': the course runs on 'cpu', 'cuda', 'cuda:N' or 'mps'"):
+        get_device()
+    with pytest.raises(ValueError, match=f"device='{name}': the course runs on"):
+        resolve_device(name)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device(None) == get_device()
+    with pytest.raises(ValueError, match="expected a device name"):
+        resolve_device(0.5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resolve_device_without_cuda():
+    with pytest.raises(RuntimeError, match="device='cuda:1' asks for CUDA"):
+        resolve_device("cuda:1")
+
+
+def test_make_generator_from_an_int_is_its_own_stream():
+    a = torch.rand(4, generator=make_generator(7))
+    torch.rand(100)  # whatever ran before
+    assert torch.equal(torch.rand(4, generator=make_generator(7)), a)
+    assert make_generator(7).device == torch.device("cpu")
+
+
+def test_make_generator_none_follows_the_global_rng():
+    torch.manual_seed(3)
+    a = torch.rand(4, generator=make_generator(None))
+    b = torch.rand(4, generator=make_generator(None))
+    torch.manual_seed(3)
+    assert torch.equal(torch.rand(4, generator=make_generator(None)), a)  # seed_everything makes None repeatable
+    assert not torch.equal(a, b)  # and each call draws a fresh stream
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", True, np.int64(2), [1]])
+def test_make_generator_refuses_bad_seeds(seed):
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        make_generator(seed)
 
 
 def test_seed_everything_repeats_every_source():
