@@ -25,17 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from aigc_course.gpt import GPT, GPTConfig
+from aigc_course.pretrained import capture_config, keyword_options
+from aigc_course.runtime import make_generator
 
 PIXEL_LEVELS = 17  # sklearn digits store integers 0..16; aigc_course.data divides by 16
 NUM_PIXELS = 64
-
-
-def _rng(seed: int | None) -> torch.Generator | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
 
 
 def _check_n(n) -> int:
@@ -55,6 +49,7 @@ class DiscreteAutoregressive(nn.Module):
     ``V``, so the GPT's vocabulary is ``V + 1``; its logit for BOS is dropped before the softmax.
     """
 
+    @capture_config
     def __init__(self, length: int, vocab: int, n_layer: int = 2, n_head: int = 4, n_embd: int = 64,
                  dropout: float = 0.0):
         super().__init__()
@@ -64,8 +59,6 @@ class DiscreteAutoregressive(nn.Module):
         self.length, self.vocab = length, vocab
         self.gpt = GPT(GPTConfig(vocab_size=vocab + 1, block_size=length, n_layer=n_layer,
                                  n_head=n_head, n_embd=n_embd, dropout=dropout))
-        self.config = dict(length=length, vocab=vocab, n_layer=n_layer, n_head=n_head,
-                           n_embd=n_embd, dropout=dropout)
 
     @property
     def device(self) -> torch.device:
@@ -157,9 +150,9 @@ class PixelGPT(DiscreteAutoregressive):
     the same 17 levels. The uniform distribution scores ``64 log 17 = 181.3`` nats.
     """
 
+    @capture_config
     def __init__(self, n_layer: int = 3, n_head: int = 4, n_embd: int = 96, dropout: float = 0.1):
         super().__init__(NUM_PIXELS, PIXEL_LEVELS, n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=dropout)
-        self.config = dict(n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=dropout)
 
     @torch.no_grad()
     def log_likelihood(self, images: torch.Tensor) -> torch.Tensor:
@@ -175,6 +168,7 @@ class PixelGPTPipeline:
     """The ``digits-pixel-gpt`` checkpoint: ``.sample(n, seed)`` and ``.log_likelihood(x)``."""
 
     network_evaluations = NUM_PIXELS  # per sample (batched across samples)
+    checkpoint_parts = {"model": PixelGPT}  # how aigc_course.pretrained builds it
 
     def __init__(self, model: PixelGPT, config: dict | None = None):
         self.model = model.eval()
@@ -184,9 +178,11 @@ class PixelGPTPipeline:
     def device(self) -> torch.device:
         return self.model.device
 
-    def sample(self, n: int, seed: int | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """``n`` digits ``(n, 1, 8, 8)`` in ``[0, 1]`` on the CPU; ``seed`` makes them repeatable."""
-        return self.model.sample_images(_check_n(n), _rng(seed), temperature)
+    @keyword_options("seed", "temperature")
+    def sample(self, n: int, *, seed: int | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """``n`` digits ``(n, 1, 8, 8)`` in ``[0, 1]`` on the CPU; an int ``seed`` repeats them exactly,
+        ``None`` draws from torch's global RNG (:func:`~aigc_course.runtime.make_generator`)."""
+        return self.model.sample_images(_check_n(n), make_generator(seed), temperature)
 
     @torch.no_grad()
     def log_likelihood(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
@@ -194,14 +190,6 @@ class PixelGPTPipeline:
         tokens = digits_to_tokens(images)
         return torch.cat([self.model.log_prob(tokens[i : i + batch_size]).cpu()
                           for i in range(0, len(tokens), batch_size)])
-
-    @classmethod
-    def from_checkpoint(cls, tensors: dict, config: dict, device=None) -> PixelGPTPipeline:
-        from aigc_course.pretrained import load_module_state
-
-        model = PixelGPT(**config["model"])
-        load_module_state(model, tensors)
-        return cls(model.to(device or "cpu").eval(), config)
 
 
 # --------------------------------------------------------------------------- 2-D points
@@ -215,6 +203,7 @@ class PointGPT(DiscreteAutoregressive):
     exact discrete probability into an exact continuous density. Outside the square it is 0.
     """
 
+    @capture_config
     def __init__(self, bins: int = 200, lim: float = 2.5, n_layer: int = 2, n_head: int = 4, n_embd: int = 64,
                  dropout: float = 0.0):
         if not lim > 0:
@@ -222,7 +211,6 @@ class PointGPT(DiscreteAutoregressive):
         super().__init__(2, bins, n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=dropout)
         self.bins, self.lim = bins, float(lim)
         self.width = 2 * self.lim / bins
-        self.config = dict(bins=bins, lim=self.lim, n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=dropout)
 
     def _check_points(self, points: torch.Tensor) -> torch.Tensor:
         if not isinstance(points, torch.Tensor) or points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_course.pretrained import capture_config
+
 COVARIANCES = ("shared", "diagonal", "full")
 
 
@@ -71,6 +73,7 @@ class GaussianClassifier:
     vary (the digits' blank corners) do not make ``Sigma`` singular.
     """
 
+    @capture_config
     def __init__(self, covariance: str = "shared", reg: float = 0.01):
         if covariance not in COVARIANCES:
             raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
@@ -143,6 +146,7 @@ class GaussianClassifier:
 class LogisticRegression(nn.Module):
     """Multinomial logistic regression ``p(y | x) = softmax(W x + b)``: ``(N, D)`` -> logits ``(N, K)``."""
 
+    @capture_config
     def __init__(self, dim: int, num_classes: int):
         super().__init__()
         self.linear = nn.Linear(dim, num_classes, dtype=torch.float64)

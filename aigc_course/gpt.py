@@ -19,7 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from aigc_course.attention import BACKENDS, KVCache, MultiHeadAttention
+from aigc_course.pretrained import keyword_options
+from aigc_course.runtime import make_generator
 from aigc_course.sampling import sample
+from aigc_course.tokenizers import tokenizer_from_dict
 
 
 @dataclass
@@ -102,6 +105,11 @@ class GPT(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):  # GPT-2: scale residual projections by depth
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @classmethod
+    def from_config(cls, config: dict) -> GPT:
+        """A fresh GPT from a dict of :class:`GPTConfig` fields (a checkpoint's ``"model"``)."""
+        return cls(GPTConfig(**config))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -329,6 +337,10 @@ def bits_per_char(model: GPT, tokenizer, text: str, stride: int | None = None) -
 class GPTPipeline:
     """A trained GPT with its tokenizer: ``pipe(prompt, ...) -> str`` (the ``code-gpt`` checkpoint)."""
 
+    # how aigc_course.pretrained builds it: the GPT from config["model"], the tokenizer from config["tokenizer"]
+    checkpoint_parts = {"model": GPT}
+    checkpoint_settings = {"tokenizer": dict}
+
     def __init__(self, model: GPT, tokenizer, config: dict | None = None):
         self.model, self.tokenizer = model, tokenizer
         self.config = dict(config or {})
@@ -337,35 +349,34 @@ class GPTPipeline:
     def device(self) -> torch.device:
         return self.model.transformer.wte.weight.device
 
+    @keyword_options("max_new_tokens", "temperature", "top_k", "top_p", "seed")
     def __call__(
         self,
         prompt: str,
+        *,
         max_new_tokens: int = 200,
         temperature: float = 0.8,
         top_k: int | None = None,
         top_p: float | None = 0.95,
         seed: int | None = None,
     ) -> str:
-        """Continue ``prompt``; returns prompt + generated text."""
+        """Continue ``prompt``; returns prompt + generated text.
+
+        ``seed``: an int repeats the text exactly; ``None`` draws from torch's global RNG (see
+        :func:`aigc_course.runtime.make_generator`). ``temperature=0`` is greedy and draws nothing.
+        """
         if not isinstance(prompt, str) or not prompt:
             raise ValueError("prompt must be a non-empty str")
         ids = self.tokenizer.encode(prompt)
         if len(ids) > self.model.config.block_size:
             ids = ids[-self.model.config.block_size :]  # keep the most recent context
         idx = torch.tensor([ids], dtype=torch.long, device=self.device)
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(seed)
+        # greedy decoding with seed=None draws nothing, so it leaves the global RNG as it was
+        generator = make_generator(seed) if temperature != 0 or seed is not None else None
         out = self.model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k,
                                   top_p=top_p, generator=generator)
         return prompt + self.tokenizer.decode(out[0, len(ids):].tolist())
 
     @classmethod
-    def from_checkpoint(cls, tensors: dict, config: dict, device=None) -> GPTPipeline:
-        from aigc_course.pretrained import load_module_state
-        from aigc_course.tokenizers import tokenizer_from_dict
-
-        model = GPT(GPTConfig(**config["model"]))
-        load_module_state(model, tensors)
-        model.to(device or "cpu").eval()
+    def from_parts(cls, config: dict, model: GPT) -> GPTPipeline:
         return cls(model, tokenizer_from_dict(config["tokenizer"]), config)

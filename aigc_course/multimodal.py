@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aigc_course.data import DIGIT_NAMES
+from aigc_course.pretrained import capture_config
 
 # {name} is the number word ("seven"), {digit} the numeral ("7").
 TRAIN_TEMPLATES = (
@@ -167,12 +168,12 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torc
 class TinyCLIP(nn.Module):
     """Image encoder + text encoder + learned temperature (CLIP's recipe, sized for 8x8 digits)."""
 
+    @capture_config
     def __init__(self, vocab: Vocabulary, embed_dim: int = 32, channels: int = 32, hidden: int = 64):
         super().__init__()
         if not isinstance(vocab, Vocabulary):
             raise ValueError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
         self.vocab = vocab
-        self.config = {"embed_dim": embed_dim, "channels": channels, "hidden": hidden}
         self.image_encoder = ImageEncoder(embed_dim, channels)
         self.text_encoder = TextEncoder(len(vocab), embed_dim, hidden)
         # log(1 / tau), starting at tau = 0.07 as in CLIP; clamped at 100 like CLIP

@@ -42,6 +42,11 @@ class CharLSTM(nn.Module):
         )
         self.head = nn.Linear(config.hidden_size, config.vocab_size)
 
+    @classmethod
+    def from_config(cls, config: dict) -> CharLSTM:
+        """A fresh model from a dict of :class:`CharLSTMConfig` fields (a checkpoint's ``"model"``)."""
+        return cls(CharLSTMConfig(**config))
+
     def forward(self, idx: torch.Tensor, state=None):
         """``idx (B, T)`` -> logits ``(B, T, V)`` and the final LSTM state."""
         if idx.ndim != 2:
@@ -102,14 +107,6 @@ class CharLSTM(nn.Module):
             out.append(int(nxt))
             logits, state = self(nxt.view(1, 1).to(device), state)
         return prompt + decode_chars(out)
-
-    @classmethod
-    def from_checkpoint(cls, tensors, config, device):
-        from aigc_course.pretrained import load_module_state
-
-        model = cls(CharLSTMConfig(**config["model"]))
-        load_module_state(model, tensors)
-        return model.to(device).eval()
 
     def config_dict(self) -> dict:
         return asdict(self.config)

@@ -26,12 +26,14 @@ Likelihoods (all log-probabilities are in nats, summed over dimensions):
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aigc_course.pretrained import load_module_state
+from aigc_course.pretrained import capture_config
+from aigc_course.runtime import make_generator
 
 LEVELS = 16  # digit pixels are k / 16 with k in 0..16
 LIKELIHOODS = {"2d": ("gaussian",), "digits": ("binomial", "categorical")}
@@ -111,6 +113,7 @@ class VAE(nn.Module):
     ``"gaussian"`` for 2-D, ``"binomial"`` for digits). Build one with :func:`make_vae`.
     """
 
+    @capture_config
     def __init__(self, data: str = "digits", latent_dim: int = 16, hidden: int = 256,
                  likelihood: str | None = None):
         super().__init__()
@@ -130,11 +133,6 @@ class VAE(nn.Module):
                "categorical": self.x_dim * (LEVELS + 1)}[likelihood]
         self.encoder = _mlp(self.x_dim, hidden, 2 * latent_dim)
         self.decoder = _mlp(latent_dim, hidden, out)
-
-    @property
-    def config(self) -> dict:
-        return {"data": self.data, "latent_dim": self.latent_dim, "hidden": self.hidden,
-                "likelihood": self.likelihood}
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -265,10 +263,19 @@ class VAE(nn.Module):
                mean: bool = True) -> torch.Tensor:
         """n draws ``(n, *data_shape)``: z ~ N(0, I), then the decoder mean (``mean=True``,
         in [0, 1] for digits) or a draw from p(x|z) (``mean=False``; digits come out on the
-        17-level grid). ``seed`` makes a fresh CPU generator, so results repeat exactly."""
+        17-level grid). An int ``seed`` repeats the draws exactly on any device; ``None`` draws
+        from torch's global RNG (:func:`~aigc_course.runtime.make_generator`).
+
+        ``generator`` is deprecated (pass ``seed``); it is still honoured, with a warning.
+        """
         _check_positive("n", n)
-        if seed is not None:
-            generator = torch.Generator().manual_seed(seed)
+        if generator is None:
+            generator = make_generator(seed)
+        else:
+            warnings.warn("VAE.sample(generator=...) is deprecated; pass seed= instead",
+                          DeprecationWarning, stacklevel=2)
+            if seed is not None:
+                raise ValueError("pass seed or generator to VAE.sample, not both")
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device) \
             if generator is None or generator.device.type == "cpu" \
@@ -295,13 +302,6 @@ class VAE(nn.Module):
         """decode(mu(x)): the decoder mean at the posterior mean, same shape as ``x``."""
         return self.decode(self.encode(x)[0])
 
-    @classmethod
-    def from_checkpoint(cls, tensors: dict, config: dict, device=None) -> VAE:
-        """Builder for :func:`aigc_course.pretrained.load`: the VAE in eval mode."""
-        model = cls(**config["model"])
-        load_module_state(model, tensors)
-        return model.to(device or "cpu").eval()
-
 
 def _check_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -316,7 +316,7 @@ def make_vae(data: str = "digits", latent_dim: int | None = None, hidden: int | 
     if data not in defaults:
         raise ValueError(f"data must be one of {sorted(defaults)}, got {data!r}")
     d_latent, d_hidden = defaults[data]
-    return VAE(data, latent_dim or d_latent, hidden or d_hidden, likelihood)
+    return VAE(data, latent_dim or d_latent, hidden or d_hidden, likelihood or LIKELIHOODS[data][0])
 
 
 # ---------------------------------------------------------------------- training and evaluation

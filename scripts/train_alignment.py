@@ -25,6 +25,7 @@ import copy
 import platform
 import time
 
+import publishing
 import torch
 
 from aigc_course import pretrained, seed_everything
@@ -175,7 +176,7 @@ def stage_reward(args) -> None:
     metrics = {"pairwise_accuracy_test_pairs": round(acc, 4), "pairwise_accuracy_held_out_phrasings":
                round(acc_held, 4), "train_loss_last50": last50_mean(history.loss)}
     print("reward:", metrics)
-    record = {"model": sft_pipe.config["model"], "tokenizer": sft_pipe.config["tokenizer"], "reward_pool": args.rm_pool,
+    record = {"model": {**sft_pipe.config["model"], "pool": args.rm_pool}, "tokenizer": sft_pipe.config["tokenizer"],
               "data": {**DATA, "train_pairs": f"preference_pairs(make_examples({args.rm_pairs}, seed="
                        f"{args.seed + 1}), seed={args.seed})",
                        "test_pairs": "preference_pairs(make_examples(600, split='test', seed=201), seed=202)"},
@@ -224,7 +225,7 @@ def publish(name, tensors, record, builder, description, args) -> None:
     if args.no_publish:
         print(f"(not publishing {name})")
         return
-    entry = pretrained.publish(name, tensors, record, builder=builder, description=description, script=SCRIPT)
+    entry = publishing.publish(name, tensors, record, builder=builder, description=description, script=SCRIPT)
     print(f"published {name}: {entry['bytes'] / 1e6:.2f} MB")
 
 

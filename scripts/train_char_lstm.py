@@ -13,8 +13,9 @@ import time
 from dataclasses import asdict
 
 import torch
+from publishing import publish
 
-from aigc_course import pretrained, seed_everything
+from aigc_course import seed_everything
 from aigc_course.classic import NGramLanguageModel
 from aigc_course.data import encode_chars, python_corpus
 from aigc_course.rnn import CharLSTM, CharLSTMConfig, random_windows
@@ -63,7 +64,7 @@ def main() -> None:
         "test_bits_per_char": round(test_bpc, 4),
         "ngram_kneser_ney_test_bits_per_char": {str(n): round(b, 4) for n, b in ngram_bpc.items()},
     }
-    entry = pretrained.publish(
+    entry = publish(
         "char-lstm", model.state_dict(), record, builder="aigc_course.rnn:CharLSTM",
         description="Character-level LSTM on the Python standard library (Chapter 1.1.2).",
         script="scripts/train_char_lstm.py",

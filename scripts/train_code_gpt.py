@@ -18,8 +18,9 @@ import platform
 import time
 
 import torch
+from publishing import publish
 
-from aigc_course import pretrained, seed_everything
+from aigc_course import seed_everything
 from aigc_course.data import python_corpus
 from aigc_course.gpt import GPT, GPTConfig, sequence_bits
 from aigc_course.tokenizers import ByteBPETokenizer
@@ -134,7 +135,7 @@ def main() -> None:
         },
     }
     if not args.no_publish:
-        entry = pretrained.publish(
+        entry = publish(
             "code-gpt", model.state_dict(), record, builder="aigc_course.gpt:GPTPipeline",
             description="GPT-2-style 4x128 byte-BPE model of Python standard-library code (Chapter 3.1)",
             script="scripts/train_code_gpt.py",

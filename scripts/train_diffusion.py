@@ -20,9 +20,9 @@ import math
 import time
 
 import torch
+from publishing import publish
 
 import aigc_course
-from aigc_course import pretrained
 from aigc_course.data import grid_gaussians, load_digits
 from aigc_course.diffusion import (
     DigitsDDPMPipeline,
@@ -31,7 +31,7 @@ from aigc_course.diffusion import (
     NoiseSchedule,
     noise_prediction_loss,
 )
-from aigc_course.diffusion.pipeline import Diffusion2DPipeline
+from aigc_course.diffusion.pipelines import Diffusion2DPipeline
 from aigc_course.training import fit
 
 CONFIGS = {
@@ -157,7 +157,7 @@ def main() -> None:
     if args.which == "digits":
         pipe = DigitsDDPMPipeline(model, schedule, config)
         config["data"] = "aigc_course.data.load_digits() train split (1437 images, test_size=0.2, seed=0), pixels*2-1"
-        builder = "aigc_course.diffusion.pipeline:DigitsDDPMPipeline"
+        builder = "aigc_course.diffusion.pipelines:DigitsDDPMPipeline"
         description = "Class-conditional DDPM U-Net on 8x8 digits (null label for classifier-free guidance)"
         try:
             metrics.update(evaluate_digits(pipe))
@@ -168,14 +168,14 @@ def main() -> None:
 
         pipe = Diffusion2DPipeline(model, schedule, config)
         config["data"] = "aigc_course.data.grid_gaussians(50000, std=0.05), seed 0"
-        builder = "aigc_course.diffusion.pipeline:Diffusion2DPipeline"
+        builder = "aigc_course.diffusion.pipelines:Diffusion2DPipeline"
         description = "DDPM MLP noise predictor on the 25-mode grid of 2-D Gaussians"
         cov = grid_coverage(pipe.sample(2500, seed=1).cpu())
         metrics.update({f"ddpm1000_{k}": v for k, v in cov.as_dict().items()})
     config["metrics"] = metrics
     print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()})
     if not args.no_publish:
-        entry = pretrained.publish(
+        entry = publish(
             cfg["name"], model.state_dict(), config, builder=builder, description=description,
             script="scripts/train_diffusion.py", checkpoint_dir=args.checkpoint_dir,
         )

@@ -12,8 +12,9 @@ import time
 
 import torch
 import torch.nn.functional as F
+from publishing import publish
 
-from aigc_course import pretrained, seed_everything
+from aigc_course import seed_everything
 from aigc_course.data import load_digits
 from aigc_course.metrics.digits import DigitClassifier
 from aigc_course.training import fit
@@ -38,8 +39,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     generator = seed_everything(args.seed)
     data = load_digits()
-    config = {"width": 32, "dropout": 0.25}
-    model = DigitClassifier(**config)
+    model = DigitClassifier(width=32, dropout=0.25)
+    config = {"model": model.config}
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, args.steps)
 
@@ -63,7 +64,7 @@ def main() -> None:
         train_accuracy=round(train_acc, 4), test_accuracy=round(test_acc, 4),
         train_seconds=round(seconds, 1),
     )
-    entry = pretrained.publish(
+    entry = publish(
         "digits-classifier", model.state_dict(), config,
         builder="aigc_course.metrics.digits:DigitClassifier",
         description="CNN digit classifier that scores generated 8x8 digits (accuracy, FDD).",

@@ -17,6 +17,7 @@ import time
 from types import SimpleNamespace
 
 import torch
+from publishing import publish
 
 from aigc_course import pretrained
 from aigc_course.data import load_digits
@@ -77,7 +78,7 @@ def train_toy(dataset: str, seed: int = 0, reuse_generator: bool = False) -> Non
                     "acceptance_rate": sampler.acceptance_rate,
                     "protocol": "2,500 samples, seed 1234; high-quality = within 3 std of nearest mode"},
     }
-    pretrained.publish(f"{dataset}-gan", tensors, config, builder="aigc_course.gan:GANSampler",
+    publish(f"{dataset}-gan", tensors, config, builder="aigc_course.gan.pipelines:GANSampler",
                        description=f"MLP GAN on the 2-D {dataset} of Gaussians, with its rejection "
                                    "critic (Chapter 3.2)", script=SCRIPT)
 
@@ -116,7 +117,7 @@ def train_digits(seed: int = 0) -> None:
         "metrics": {"classifier_accuracy": accuracy, "classifier_accuracy_real_test": real_accuracy,
                     "protocol": "100 samples per class, seed 1234, digits-classifier"},
     }
-    pretrained.publish("digits-cgan", tensors, meta, builder="aigc_course.gan:ConditionalGANPipeline",
+    publish("digits-cgan", tensors, meta, builder="aigc_course.gan.pipelines:ConditionalGANPipeline",
                        description="Conditional GAN on the 8x8 digits (Chapter 3.2)", script=SCRIPT)
 
 

@@ -17,9 +17,9 @@ import math
 import time
 
 import torch
+from publishing import publish
 
 import aigc_course
-from aigc_course import pretrained
 from aigc_course.autoregressive import NUM_PIXELS, PixelGPT, PixelGPTPipeline, digits_to_tokens
 from aigc_course.data import load_digits
 from aigc_course.training import run_steps
@@ -134,7 +134,7 @@ def main() -> None:
     }
     print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()})
     if not args.no_publish:
-        entry = pretrained.publish(
+        entry = publish(
             "digits-pixel-gpt", model.state_dict(), config,
             builder="aigc_course.autoregressive:PixelGPTPipeline",
             description="Autoregressive GPT over the 64 pixels (17 levels) of 8x8 digits (chapter 2.1.1)",

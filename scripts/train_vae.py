@@ -18,8 +18,8 @@ import copy
 import time
 
 import torch
+from publishing import publish
 
-from aigc_course import pretrained
 from aigc_course.data import load_digits
 from aigc_course.training import fit
 from aigc_course.vae import VAE, bits_per_dim, evaluate_bounds, make_vae, vae_loss_fn
@@ -84,7 +84,7 @@ def train(name: str, device: torch.device) -> VAE:
             "valid_elbo": round(best[0], 3),
         },
     }
-    pretrained.publish(name, model.state_dict(), config, builder="aigc_course.vae:VAE",
+    publish(name, model.state_dict(), config, builder="aigc_course.vae:VAE",
                        description=f"MLP VAE on 8x8 digits, {cfg['latent_dim']}-D latent, "
                                    "Binomial(16, p) pixels (Chapter 3.4)", script=SCRIPT)
     return model

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from aigc_course import pretrained
 from aigc_course.gpt import GPT, GPTConfig, GPTPipeline, bits_per_char, sequence_bits
 from aigc_course.tokenizers import CharTokenizer
 
@@ -146,7 +147,7 @@ def test_pipeline_from_checkpoint_tensors():
     model = tiny(vocab_size=7)
     tok = CharTokenizer(list("abcdefg"))
     config = {"model": model.config.to_dict(), "tokenizer": tok.to_dict()}
-    pipe = GPTPipeline.from_checkpoint(model.state_dict(), config, device="cpu")
+    pipe = pretrained.build(GPTPipeline, model.state_dict(), config, device="cpu")
     out = pipe("abc", max_new_tokens=5, seed=3)
     assert isinstance(out, str) and out.startswith("abc") and len(out) == 8
     assert pipe("abc", max_new_tokens=5, seed=3) == out

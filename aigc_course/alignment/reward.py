@@ -66,7 +66,15 @@ class RewardModel(nn.Module):
 
     @property
     def config(self) -> GPTConfig:
+        """The backbone's :class:`GPTConfig`; with :attr:`pool` it rebuilds the model."""
         return self.backbone.config
+
+    @classmethod
+    def from_config(cls, config: dict) -> RewardModel:
+        """A fresh model from :class:`GPTConfig` fields plus ``"pool"`` (a checkpoint's ``"model"``)."""
+        config = dict(config)
+        pool = config.pop("pool", "last")
+        return cls(GPTConfig(**config), pool)
 
     @classmethod
     def from_gpt(cls, gpt: GPT, pool: str = "last") -> RewardModel:
@@ -102,14 +110,6 @@ class RewardModel(nn.Module):
         ids, lengths, starts = encode_full(prompts, responses, tokenizer, self.config.block_size)
         device = self.head.weight.device
         return self(ids.to(device), lengths.to(device), starts.to(device))
-
-    @classmethod
-    def from_checkpoint(cls, tensors: dict, config: dict, device=None) -> RewardModel:
-        from aigc_course.pretrained import load_module_state
-
-        model = cls(GPTConfig(**config["model"]), config.get("reward_pool", "last"))
-        load_module_state(model, tensors)
-        return model.to(device or "cpu").eval()
 
 
 def encode_full(prompts: list[str], responses: list[str], tokenizer, block_size: int):

@@ -4,12 +4,12 @@
 * :mod:`~aigc_course.diffusion.samplers` -- DDPM and DDIM steps, guidance, the sampling loop;
 * :mod:`~aigc_course.diffusion.losses` -- the simple noise-prediction loss;
 * :mod:`~aigc_course.diffusion.models` -- the 2-D MLP and the 8x8 class-conditional U-Net;
-* :mod:`~aigc_course.diffusion.pipeline` -- the ``digits-ddpm`` and ``grid-ddpm`` pipelines.
+* :mod:`~aigc_course.diffusion.pipelines` -- the ``digits-ddpm`` and ``grid-ddpm`` pipelines.
 """
 
 from aigc_course.diffusion.losses import noise_prediction_loss
 from aigc_course.diffusion.models import DigitUNet, MLPDenoiser, timestep_embedding
-from aigc_course.diffusion.pipeline import Diffusion2DPipeline, DigitsDDPMPipeline
+from aigc_course.diffusion.pipelines import Diffusion2DPipeline, DigitsDDPMPipeline
 from aigc_course.diffusion.samplers import (
     SAMPLERS,
     classifier_free_guidance,

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aigc_course.attention import MultiHeadAttention
+from aigc_course.pretrained import capture_config
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -47,9 +48,9 @@ def _check_t(t: torch.Tensor, batch: int) -> None:
 class MLPDenoiser(nn.Module):
     """:math:`\\varepsilon_\\theta(x_t, t)` for points ``x (B, dim)``; ``t (B,)`` long -> ``(B, dim)``."""
 
+    @capture_config
     def __init__(self, dim: int = 2, hidden: int = 128, num_blocks: int = 3, time_dim: int = 64):
         super().__init__()
-        self.config = {"dim": dim, "hidden": hidden, "num_blocks": num_blocks, "time_dim": time_dim}
         self.time_dim = time_dim
         self.in_proj = nn.Linear(dim, hidden)
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
@@ -118,6 +119,7 @@ class DigitUNet(nn.Module):
     with skip connections across.
     """
 
+    @capture_config
     def __init__(
         self,
         channels: tuple[int, int] = (32, 64),
@@ -128,10 +130,6 @@ class DigitUNet(nn.Module):
         in_channels: int = 1,
     ):
         super().__init__()
-        self.config = {
-            "channels": list(channels), "num_classes": num_classes, "emb_dim": emb_dim,
-            "num_heads": num_heads, "dropout": dropout, "in_channels": in_channels,
-        }
         self.num_classes = num_classes
         self.null_label = num_classes
         c1, c2 = channels

@@ -7,13 +7,16 @@
 * :class:`ImageGenerator` / :class:`ImageDiscriminator`: MLPs for the 8x8 digits,
   conditioned on the class (label embedding in G, projection in D).
 
-Every class keeps its constructor arguments in ``.config`` so a checkpoint can rebuild it.
+Every class keeps its constructor arguments in ``.config`` (:func:`~aigc_course.pretrained.capture_config`),
+so a checkpoint can rebuild it.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from aigc_course.pretrained import capture_config
 
 
 def _sn(layer: nn.Module, use: bool) -> nn.Module:
@@ -36,6 +39,7 @@ def _check_labels(labels: torch.Tensor | None, num_classes: int, batch: int) -> 
 class Generator(nn.Module):
     """MLP ``G(z) -> x``: ``z (B, latent_dim)`` (and ``labels (B,)`` if conditional) to ``(B, out_dim)``."""
 
+    @capture_config
     def __init__(self, latent_dim: int = 8, hidden: int = 128, depth: int = 3, out_dim: int = 2,
                  num_classes: int = 0, embed_dim: int = 16, data_scale: float = 1.0):
         super().__init__()
@@ -43,8 +47,6 @@ class Generator(nn.Module):
             raise ValueError("latent_dim, hidden, depth and out_dim must all be >= 1")
         if not data_scale > 0:
             raise ValueError(f"data_scale must be positive, got {data_scale}")
-        self.config = dict(latent_dim=latent_dim, hidden=hidden, depth=depth, out_dim=out_dim,
-                           num_classes=num_classes, embed_dim=embed_dim, data_scale=data_scale)
         # the net works at unit scale; data_scale maps its output to the data's range
         self.data_scale = data_scale
         self.latent_dim, self.num_classes = latent_dim, num_classes
@@ -90,6 +92,7 @@ class Discriminator(nn.Module):
     ratio of a tight mixture is exactly such a function (see :mod:`aigc_course.gan.rejection`).
     """
 
+    @capture_config
     def __init__(self, in_dim: int = 2, hidden: int = 128, depth: int = 3, pack: int = 1,
                  spectral_norm: bool = False, minibatch_std: bool = False, num_classes: int = 0,
                  data_scale: float = 1.0, fourier_features: int = 0, fourier_scale: float = 1.0):
@@ -104,10 +107,6 @@ class Discriminator(nn.Module):
         self.data_scale = data_scale
         if num_classes and pack != 1:
             raise ValueError("a conditional discriminator needs pack=1")
-        self.config = dict(in_dim=in_dim, hidden=hidden, depth=depth, pack=pack,
-                           spectral_norm=spectral_norm, minibatch_std=minibatch_std,
-                           num_classes=num_classes, data_scale=data_scale,
-                           fourier_features=fourier_features, fourier_scale=fourier_scale)
         self.in_dim, self.pack, self.num_classes = in_dim, pack, num_classes
         proj = None
         if fourier_features:
@@ -151,11 +150,10 @@ class ImageGenerator(nn.Module):
     times faster than a transposed-convolution stack.
     """
 
+    @capture_config
     def __init__(self, latent_dim: int = 32, num_classes: int = 10, hidden: int = 256,
                  depth: int = 2, embed_dim: int = 16):
         super().__init__()
-        self.config = dict(latent_dim=latent_dim, num_classes=num_classes, hidden=hidden,
-                           depth=depth, embed_dim=embed_dim)
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.embed = nn.Embedding(num_classes, embed_dim)
         layers, width = [], latent_dim + embed_dim
@@ -189,10 +187,10 @@ class ImageDiscriminator(nn.Module):
     2018), with spectral normalisation on every layer by default.
     """
 
+    @capture_config
     def __init__(self, num_classes: int = 10, hidden: int = 256, depth: int = 2,
                  spectral_norm: bool = True):
         super().__init__()
-        self.config = dict(num_classes=num_classes, hidden=hidden, depth=depth, spectral_norm=spectral_norm)
         self.num_classes = num_classes
         layers, width = [nn.Flatten()], 64
         for _ in range(depth):

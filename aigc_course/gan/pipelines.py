@@ -1,8 +1,8 @@
 """Ready-to-use samplers built from shipped checkpoints (``ring-gan``, ``grid-gan``, ``digits-cgan``).
 
-Checkpoints store the generator's weights under ``generator.*`` and its constructor
-arguments in ``config["generator"]``; :func:`aigc_course.pretrained.load` calls
-``from_checkpoint`` on the class registered for the name.
+Checkpoints store each network's weights under ``generator.*`` (and ``discriminator.*``) and
+its constructor arguments in ``config["generator"]`` (and ``config["discriminator"]``);
+``checkpoint_parts`` tells :func:`aigc_course.pretrained.load` so.
 """
 
 from __future__ import annotations
@@ -13,23 +13,8 @@ import torch
 
 from aigc_course.gan.models import Discriminator, Generator, ImageGenerator
 from aigc_course.gan.rejection import rejection_bound, rejection_sample
-from aigc_course.pretrained import load_module_state
-
-
-def _rng(seed: int | None) -> torch.Generator | None:
-    if seed is None:
-        return None
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
-
-
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _generator_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return _prefixed(tensors, "generator.")
+from aigc_course.pretrained import keyword_options
+from aigc_course.runtime import make_generator
 
 
 class GANSampler:
@@ -39,6 +24,10 @@ class GANSampler:
     :func:`~aigc_course.gan.rejection.fit_rejection_critic`) and ``rejection=True``,
     :meth:`sample` applies :func:`rejection_sample` by default, with ``quantile`` as its bound.
     """
+
+    # how aigc_course.pretrained builds it from a checkpoint
+    checkpoint_parts = {"generator": Generator, "discriminator": Discriminator}
+    checkpoint_settings = {"rejection": bool, "rejection_quantile": (float, type(None))}
 
     def __init__(self, generator: Generator, config: dict | None = None,
                  discriminator: Discriminator | None = None, rejection: bool = False,
@@ -59,9 +48,11 @@ class GANSampler:
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
+    @keyword_options("seed", "rejection")
     @torch.no_grad()
-    def sample(self, n: int, seed: int | None = None, rejection: bool | None = None) -> torch.Tensor:
-        """``n`` samples ``(n, 2)`` on the sampler's device; ``seed`` makes them repeatable.
+    def sample(self, n: int, *, seed: int | None = None, rejection: bool | None = None) -> torch.Tensor:
+        """``n`` samples ``(n, 2)`` on the sampler's device; an int ``seed`` repeats them exactly,
+        ``None`` draws from torch's global RNG (:func:`~aigc_course.runtime.make_generator`).
 
         ``rejection`` (default: the sampler's setting) filters the generator's samples with
         discriminator rejection sampling; the acceptance rate lands in ``.acceptance_rate``.
@@ -75,28 +66,22 @@ class GANSampler:
             if self.quantile is not None and self._bound is None:
                 # M depends only on the two nets: compute it once, with its own fixed seed
                 self._bound = rejection_bound(self.generator, self.discriminator, self.quantile,
-                                              rng=torch.Generator().manual_seed(0))
-            x, self.acceptance_rate = rejection_sample(self.generator, self.discriminator, n, _rng(seed),
+                                              rng=make_generator(0))
+            x, self.acceptance_rate = rejection_sample(self.generator, self.discriminator, n, make_generator(seed),
                                                        quantile=self.quantile, bound=self._bound)
             return x
-        z = torch.randn(n, self.generator.latent_dim, generator=_rng(seed))
+        z = torch.randn(n, self.generator.latent_dim, generator=make_generator(seed))
         return self.generator(z.to(self.device))
 
     @classmethod
-    def from_checkpoint(cls, tensors: dict, config: dict, device: torch.device | str = "cpu") -> GANSampler:
-        generator = Generator(**config["generator"])
-        load_module_state(generator, _generator_tensors(tensors))
-        discriminator = None
-        if "discriminator" in config:
-            discriminator = Discriminator(**config["discriminator"])
-            load_module_state(discriminator, _prefixed(tensors, "discriminator."))
-            discriminator = discriminator.to(device)
-        return cls(generator.to(device), config, discriminator, bool(config.get("rejection", False)),
-                   config.get("rejection_quantile"))
+    def from_parts(cls, config: dict, generator: Generator, discriminator: Discriminator) -> GANSampler:
+        return cls(generator, config, discriminator, config["rejection"], config["rejection_quantile"])
 
 
 class ConditionalGANPipeline:
     """``pipe(labels, seed=None)`` draws one 8x8 digit per label with a conditional generator."""
+
+    checkpoint_parts = {"generator": ImageGenerator}  # how aigc_course.pretrained builds it
 
     def __init__(self, generator: ImageGenerator, config: dict | None = None):
         self.generator = generator.eval()
@@ -130,14 +115,12 @@ class ConditionalGANPipeline:
             raise ValueError(f"z must have shape ({len(y)}, latent_dim), got {tuple(z.shape)}")
         return self.generator(z.to(self.device), y)
 
-    def __call__(self, labels: int | Sequence[int] | torch.Tensor, seed: int | None = None) -> torch.Tensor:
-        """One image per label: ``(N, 1, 8, 8)`` in [0, 1] on the pipeline's device."""
-        y = self._labels(labels)
-        z = torch.randn(len(y), self.generator.latent_dim, generator=_rng(seed))
-        return self.generate(y, z)
+    @keyword_options("seed")
+    def __call__(self, labels: int | Sequence[int] | torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
+        """One image per label: ``(N, 1, 8, 8)`` in [0, 1] on the pipeline's device.
 
-    @classmethod
-    def from_checkpoint(cls, tensors: dict, config: dict, device: torch.device | str = "cpu") -> ConditionalGANPipeline:
-        generator = ImageGenerator(**config["generator"])
-        load_module_state(generator, _generator_tensors(tensors))
-        return cls(generator.to(device), config)
+        An int ``seed`` repeats the images exactly; ``None`` draws from torch's global RNG.
+        """
+        y = self._labels(labels)
+        z = torch.randn(len(y), self.generator.latent_dim, generator=make_generator(seed))
+        return self.generate(y, z)

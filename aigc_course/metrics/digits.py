@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from aigc_course.runtime import get_device
+from aigc_course.pretrained import capture_config
+from aigc_course.runtime import resolve_device
 
 FEATURE_DIM = 128
 
@@ -29,6 +30,7 @@ FEATURE_DIM = 128
 class DigitClassifier(nn.Module):
     """A small CNN for ``(N, 1, 8, 8)`` digits in ``[0, 1]``; ``features`` gives ``(N, 128)``."""
 
+    @capture_config
     def __init__(self, width: int = 32, dropout: float = 0.25):
         super().__init__()
         self.body = nn.Sequential(
@@ -51,14 +53,6 @@ class DigitClassifier(nn.Module):
         """``(N, 1, 8, 8)`` -> logits ``(N, 10)``."""
         return self.head(self.dropout(self.features(images)))
 
-    @classmethod
-    def from_checkpoint(cls, tensors, config, device):
-        from aigc_course.pretrained import load_module_state
-
-        model = cls(width=config["width"], dropout=config["dropout"])
-        load_module_state(model, tensors)
-        return model.to(device).eval()
-
 
 def _check_images(images: torch.Tensor) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (1, 8, 8):
@@ -75,8 +69,7 @@ def _cached_classifier(device_str: str) -> DigitClassifier:
 
 def load_digit_classifier(device: torch.device | str | None = None) -> DigitClassifier:
     """The shipped ``digits-classifier`` in eval mode (loaded once per device)."""
-    device = get_device() if device is None else torch.device(device)
-    return _cached_classifier(str(device))
+    return _cached_classifier(str(resolve_device(device)))
 
 
 @torch.no_grad()
