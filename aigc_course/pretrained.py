@@ -296,6 +296,9 @@ def _short(value: Any) -> str:
 def _check_config_record(name: str, config: dict, metadata: Mapping[str, str], weights: Path,
                          config_path: Path) -> dict[str, Any]:
     """Every config field recorded in the weights must equal the same field of ``config``."""
+    if metadata.get("name", name) != name:  # a copy of another checkpoint's files, re-hashed
+        raise CheckpointError(name, weights, "__metadata__.name",
+                              f"these weights were published as {metadata['name']!r}, not {name!r}")
     field = f"__metadata__.{CONFIG_RECORD_KEY}"
     if CONFIG_RECORD_KEY not in metadata:
         raise CheckpointError(name, weights, field,

@@ -207,6 +207,16 @@ def test_a_config_edited_and_rehashed_still_disagrees_with_the_weights(registry,
         pretrained.load_files("tiny")
 
 
+def test_another_checkpoints_files_rehashed_are_refused(registry):
+    folder, _ = registry
+    publish_tiny(folder, seed=3, name="other")
+    weights, _ = files_of("tiny")
+    other_weights, _ = files_of("other")
+    rewrite(weights, other_weights.read_bytes())
+    with pytest.raises(CheckpointError, match="published as 'other', not 'tiny'"):
+        pretrained.load("tiny", device="cpu")
+
+
 def test_the_training_record_may_differ_from_the_weights(registry):
     """Only the fields the pipeline is built from are bound to the weights, not metrics or notes."""
     _, config_path = files_of("tiny")
