@@ -21,8 +21,10 @@ is *added* to the scores (``-inf`` blocks). ``is_causal`` keeps key ``j <= i`` f
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -243,6 +245,12 @@ class KVCache:
         self.length += t
         return self.k[:, :, : self.length], self.v[:, :, : self.length]
 
+    def reorder(self, index: torch.Tensor) -> KVCache:
+        """Keep the batch rows ``index (B',)``, in that order (beam search follows its beams)."""
+        index = index.to(self.k.device)
+        self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+        return self
+
 
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention over ``x`` of shape ``(B, T, C)`` with ``C = d_model``.
@@ -251,6 +259,7 @@ class MultiHeadAttention(nn.Module):
     attends in ``d_model / num_heads`` dimensions; ``c_proj`` mixes the heads back.
     ``backend`` picks the kernel: ``"sdpa"`` (PyTorch fused, the fast path), ``"manual"``
     (:func:`scaled_dot_product_attention`) or ``"blockwise"`` (:func:`blockwise_attention`).
+    ``forward`` always returns the output; :func:`record_attention` collects the weights.
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True, backend: str = "sdpa"):
@@ -268,6 +277,7 @@ class MultiHeadAttention(nn.Module):
         self.c_attn = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.c_proj = nn.Linear(d_model, d_model, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
+        self._weights_sink: list[torch.Tensor] | None = None  # set by record_attention
 
     def _split(self, t: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, H, T, hd)
         b, n, _ = t.shape
@@ -281,11 +291,18 @@ class MultiHeadAttention(nn.Module):
         cache: KVCache | None = None,
         need_weights: bool = False,
     ):
-        """``x (B, T, C) -> (B, T, C)``; with ``need_weights`` also ``(B, H, T, T_k)`` weights.
+        """``x (B, T, C) -> (B, T, C)``.
 
         With a ``cache`` the new keys/values are appended and the queries attend to every
         cached token; causal masking then lines queries up with the *last* ``T`` keys.
+        Inside :func:`record_attention` the weights ``(B, H, T, T_k)`` are computed with the
+        plain formula and appended to the recorder's list. ``need_weights=True`` (deprecated)
+        returns ``(output, weights)`` instead.
         """
+        if need_weights:
+            warnings.warn("MultiHeadAttention(..., need_weights=True) is deprecated and will be removed: forward "
+                          "returns the output only; collect the weights with "
+                          "aigc_course.attention.record_attention(module)", DeprecationWarning, stacklevel=2)
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape (B, T, {self.d_model}), got {tuple(x.shape)}")
         b, t, c = x.shape
@@ -303,11 +320,39 @@ class MultiHeadAttention(nn.Module):
             mask = keep if mask is None else _combine(mask, keep)
             is_causal = False
         p = self.dropout if self.training else 0.0
-        weights = None
-        if need_weights:
+        if self._weights_sink is not None or need_weights:
             y, weights = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, dropout_p=p)
+            if self._weights_sink is not None:
+                self._weights_sink.append(weights)
         else:
             y = attend(q, k, v, mask=mask, is_causal=is_causal, dropout_p=p, backend=self.backend)
         y = y.transpose(1, 2).contiguous().view(b, t, c)  # re-assemble the heads
         y = self.resid_dropout(self.c_proj(y))
-        return (y, weights) if need_weights else y
+        return (y, weights) if need_weights else y  # the tuple only for the deprecated flag
+
+
+@contextmanager
+def record_attention(module: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collect the attention weights of every :class:`MultiHeadAttention` inside ``module``.
+
+    Yields a list; while the ``with`` block runs, each attention call appends its weights
+    ``(B, H, T_q, T_k)`` (rows sum to 1, before dropout), in call order -- for a GPT, one per
+    layer per forward pass. Recorded layers use the plain formula
+    (:func:`scaled_dot_product_attention`), whatever their backend::
+
+        with record_attention(model) as weights:
+            model(idx)
+        maps = torch.stack(weights)  # (n_layer, B, H, T, T)
+    """
+    layers = [m for m in module.modules() if isinstance(m, MultiHeadAttention)]
+    if not layers:
+        raise ValueError(f"module has no MultiHeadAttention layer to record, got {type(module).__name__}")
+    weights: list[torch.Tensor] = []
+    previous = [layer._weights_sink for layer in layers]
+    for layer in layers:
+        layer._weights_sink = weights
+    try:
+        yield weights
+    finally:
+        for layer, sink in zip(layers, previous, strict=True):
+            layer._weights_sink = sink

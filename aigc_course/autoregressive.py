@@ -24,9 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_course import decoding
 from aigc_course.gpt import GPT, GPTConfig
 from aigc_course.pretrained import capture_config, keyword_options
 from aigc_course.runtime import make_generator
+from aigc_course.sampling import InverseCDF
 
 PIXEL_LEVELS = 17  # sklearn digits store integers 0..16; aigc_course.data divides by 16
 NUM_PIXELS = 64
@@ -95,26 +97,20 @@ class DiscreteAutoregressive(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """``n`` sequences ``(n, L)``, one token per network evaluation (``L`` in all).
 
-        Keys and values of earlier tokens stay in a KV cache, so step ``t`` processes one
-        token. The uniform numbers come from ``generator`` on the CPU, so a seed gives the
-        same samples on any device; ``temperature`` divides the logits.
+        The course's decoding loop (:func:`aigc_course.decoding.generate`) starts from the BOS
+        token; keys and values of earlier tokens stay in a KV cache, so step ``t`` processes
+        one token. The BOS logit is dropped before sampling (the constraint
+        :func:`~aigc_course.decoding.limit_vocabulary`). Tokens are drawn by inverse-CDF
+        sampling (:class:`~aigc_course.sampling.InverseCDF`) with uniform numbers from
+        ``generator`` on the CPU, so a seed gives the same samples on any device;
+        ``temperature`` divides the logits. Returns the tokens on the CPU.
         """
         _check_n(n)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        was_training = self.training
-        self.eval()
-        caches = self.gpt.new_caches(n)
-        pending = torch.full((n, 1), self.vocab, dtype=torch.long, device=self.device)
-        out = torch.empty(n, self.length, dtype=torch.long)
-        for t in range(self.length):
-            logits = self.gpt.forward_cached(pending, caches)[:, -1, : self.vocab].float()
-            cdf = torch.softmax(logits / temperature, dim=-1).cumsum(dim=-1).cpu()
-            u = torch.rand(n, 1, generator=generator) * cdf[:, -1:]  # inverse-CDF sampling
-            out[:, t] = torch.searchsorted(cdf, u).squeeze(1).clamp_max(self.vocab - 1)
-            pending = out[:, t : t + 1].to(self.device)
-        self.train(was_training)
-        return out
+        sampler = InverseCDF(temperature)
+        bos = torch.full((n, 1), self.vocab, dtype=torch.long, device=self.device)
+        tokens = decoding.generate(self.gpt, bos, self.length, sampler, generator=generator,
+                                   constraints=[decoding.limit_vocabulary(self.vocab)])
+        return tokens[:, 1:].cpu()
 
 
 # --------------------------------------------------------------------------- digits

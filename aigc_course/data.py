@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aigc_course.tokenizers import as_token_ids
+
 # --------------------------------------------------------------------------- text corpus
 
 # Folders of the standard library left out: test suites are huge and repetitive,
@@ -41,8 +43,8 @@ def encode_chars(text: str) -> torch.Tensor:
 
 
 def decode_chars(ids) -> str:
-    """Inverse of :func:`encode_chars`."""
-    return "".join(CORPUS_ALPHABET[int(i)] for i in ids)
+    """Inverse of :func:`encode_chars`: integer ids in ``[0, 96)`` (float ids are a ``ValueError``)."""
+    return "".join(CORPUS_ALPHABET[i] for i in as_token_ids(ids, len(CORPUS_ALPHABET)))
 
 
 def stdlib_dir() -> Path:

@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aigc_course.attention import BACKENDS, KVCache, MultiHeadAttention
+from aigc_course import decoding
+from aigc_course.attention import BACKENDS, KVCache, MultiHeadAttention, record_attention
 from aigc_course.pretrained import keyword_options
 from aigc_course.runtime import make_generator
-from aigc_course.sampling import sample
-from aigc_course.tokenizers import tokenizer_from_dict
+from aigc_course.sampling import make_sampler
+from aigc_course.tokenizers import is_integer_dtype, tokenizer_from_dict
 
 
 @dataclass
@@ -49,6 +50,15 @@ class GPTConfig:
         return asdict(self)
 
 
+@dataclass
+class GPTDecodingState:
+    """What :meth:`GPT.decode_step` remembers: a :class:`KVCache` per layer (``None``: no
+    cache, every step recomputes) and every token so far ``(B, T)``, for the sliding window."""
+
+    caches: list[KVCache] | None
+    tokens: torch.Tensor
+
+
 class MLP(nn.Module):
     """Position-wise feed-forward: ``(B, T, C) -> (B, T, 4C) -> GELU -> (B, T, C)``."""
 
@@ -72,14 +82,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False):
-        h = self.attn(self.ln_1(x), is_causal=True, cache=cache, need_weights=need_weights)
-        weights = None
-        if need_weights:
-            h, weights = h
-        x = x + h
-        x = x + self.mlp(self.ln_2(x))
-        return (x, weights) if need_weights else x
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """``x (B, T, C) -> (B, T, C)``; with a ``cache``, ``x`` continues the tokens in it."""
+        x = x + self.attn(self.ln_1(x), is_causal=True, cache=cache)
+        return x + self.mlp(self.ln_2(x))
 
 
 class GPT(nn.Module):
@@ -133,29 +139,29 @@ class GPT(nn.Module):
             block.attn.backend = backend
         return self
 
-    def _check_idx(self, idx: torch.Tensor, past: int = 0) -> None:
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
+    def _check_idx(self, idx: torch.Tensor, past: int = 0) -> torch.Tensor:
+        """``idx`` must be a ``(B, T)`` integer tensor (no host sync: the id range is torch's to check)."""
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
             got = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
             raise ValueError(f"idx must be a (B, T) tensor of token ids (torch.long), got {got}")
+        if not is_integer_dtype(idx.dtype):
+            raise ValueError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
         if past + idx.shape[1] > self.config.block_size:
             raise ValueError(
                 f"sequence of {past + idx.shape[1]} tokens is longer than the context "
                 f"block_size={self.config.block_size}"
             )
+        return idx.long()
 
-    def _body(self, idx: torch.Tensor, caches=None, need_weights: bool = False):
+    def _body(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        """Hidden states ``(B, T, C)`` after the final LayerNorm; ``caches`` hold earlier tokens."""
         past = caches[0].length if caches else 0
-        self._check_idx(idx, past)
+        idx = self._check_idx(idx, past)
         pos = torch.arange(past, past + idx.shape[1], device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        maps = []
         for i, block in enumerate(self.transformer.h):
-            x = block(x, cache=caches[i] if caches else None, need_weights=need_weights)
-            if need_weights:
-                x, w = x
-                maps.append(w)
-        x = self.transformer.ln_f(x)
-        return (x, maps) if need_weights else x
+            x = block(x, cache=caches[i] if caches else None)
+        return self.transformer.ln_f(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """``idx (B, T)`` token ids -> ``(logits (B, T, V), loss)``.
@@ -166,15 +172,22 @@ class GPT(nn.Module):
         logits = self.lm_head(self._body(idx))
         loss = None
         if targets is not None:
-            if targets.shape != idx.shape:
-                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {tuple(targets.shape)}")
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+                got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {got}")
+            if not is_integer_dtype(targets.dtype):
+                raise ValueError(f"targets must hold integer token ids (torch.long), got dtype {targets.dtype}")
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1).long(), ignore_index=-1)
         return logits, loss
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
-        """Attention weights of every layer and head: ``(n_layer, B, n_head, T, T)``."""
-        _, maps = self._body(idx, need_weights=True)
+        """Attention weights of every layer and head: ``(n_layer, B, n_head, T, T)``.
+
+        Recorded with :func:`aigc_course.attention.record_attention` during one forward pass.
+        """
+        with record_attention(self) as maps:
+            self._body(idx)
         return torch.stack(maps)
 
     @torch.no_grad()
@@ -192,6 +205,36 @@ class GPT(nn.Module):
         dtype = dtype or self.transformer.wte.weight.dtype
         return [KVCache(batch, c.n_head, c.block_size, c.n_embd // c.n_head, device, dtype) for _ in range(c.n_layer)]
 
+    # ------------------------------------------------------------------ decoding
+
+    def decoding_state(self, batch_size: int, use_cache: bool = True) -> GPTDecodingState:
+        """The state :mod:`aigc_course.decoding` starts from: an empty :class:`KVCache` per
+        layer (``use_cache``) and no tokens yet."""
+        device = self.transformer.wte.weight.device
+        return GPTDecodingState(self.new_caches(batch_size) if use_cache else None,
+                                torch.empty(batch_size, 0, dtype=torch.long, device=device))
+
+    def decode_step(self, idx: torch.Tensor, state: GPTDecodingState) -> tuple[torch.Tensor, GPTDecodingState]:
+        """Logits ``(B, V)`` of the token after ``idx (B, t)``, which continues ``state``'s tokens.
+
+        With caches, only the new tokens are computed. Once the text outgrows ``block_size``
+        the model sees the last ``block_size`` tokens, whose positions all shift; the cache
+        cannot be reused then, so those steps recompute the window -- the tokens are the same
+        either way.
+        """
+        state.tokens = torch.cat([state.tokens, idx], dim=1)
+        caches, block = state.caches, self.config.block_size
+        if caches is not None and caches[0].length + idx.shape[1] <= block:
+            return self.lm_head(self._body(idx, caches))[:, -1], state
+        return self.lm_head(self._body(state.tokens[:, -block:])[:, -1]), state
+
+    def reorder_state(self, state: GPTDecodingState, index: torch.Tensor) -> GPTDecodingState:
+        """Keep the rows ``index (B',)`` of ``state`` (beam search follows the surviving beams)."""
+        for cache in state.caches or ():
+            cache.reorder(index)
+        state.tokens = state.tokens.index_select(0, index.to(state.tokens.device))
+        return state
+
     @torch.no_grad()
     def generate(
         self,
@@ -205,32 +248,25 @@ class GPT(nn.Module):
     ) -> torch.Tensor:
         """Extend ``idx (B, T)`` by ``max_new_tokens`` tokens, one at a time (eq. 3.1.3).
 
-        Each step samples from ``P(y_t | y_<t)`` with :func:`aigc_course.sampling.sample`
-        (``temperature=0`` is greedy). With ``use_cache`` the keys and values of earlier
-        tokens are kept, so a step processes one token instead of the whole prefix. Once the
-        sequence outgrows ``block_size`` the model sees the last ``block_size`` tokens,
-        whose positions all shift; the cache cannot be reused then, so those steps run
-        without it -- the tokens are the same either way. Returns ``(B, T + max_new_tokens)``.
+        Each step samples from ``P(y_t | y_<t)`` with the sampler of
+        :func:`aigc_course.sampling.make_sampler` (``temperature=0`` is greedy), in the loop
+        of :func:`aigc_course.decoding.generate`. With ``use_cache`` the keys and values of
+        earlier tokens are kept, so a step processes one token instead of the whole prefix
+        (see :meth:`decode_step` for texts longer than ``block_size``). Returns
+        ``(B, T + max_new_tokens)``. NaN logits raise
+        :class:`~aigc_course.decoding.NonFiniteLogitsError` (checked once, at the end).
         """
-        self._check_idx(idx)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
+        idx = self._check_idx(idx)
         if idx.shape[1] == 0:
             raise ValueError("idx must hold at least one token to condition on")
-        was_training = self.training
-        self.eval()
-        caches = self.new_caches(idx.shape[0]) if use_cache else None
-        pending = idx  # tokens not yet seen by the cache
-        for _ in range(max_new_tokens):
-            if caches is not None and caches[0].length + pending.shape[1] <= self.config.block_size:
-                logits = self.forward_cached(pending, caches)[:, -1]
-            else:
-                logits = self.lm_head(self._body(idx[:, -self.config.block_size :])[:, -1])
-            nxt = sample(logits, temperature, top_k, top_p, generator).unsqueeze(1)
-            idx = torch.cat([idx, nxt], dim=1)
-            pending = nxt
-        self.train(was_training)
-        return idx
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
+        sampler = make_sampler(temperature, top_k, top_p)
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):  # one check, at the boundary
+            raise ValueError(f"idx must hold token ids in [0, {self.config.vocab_size}), "
+                             f"got min {int(idx.min())} max {int(idx.max())}")
+        return decoding.generate(self, idx, max_new_tokens, sampler, generator=generator,
+                                 state=self.decoding_state(len(idx), use_cache))
 
     # ------------------------------------------------------------------ Hugging Face
 
@@ -299,6 +335,8 @@ def sequence_bits(model: GPT, ids: torch.Tensor, stride: int | None = None, batc
     """
     if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or len(ids) < 2:
         raise ValueError("ids must be a 1-D tensor of at least 2 token ids")
+    if not is_integer_dtype(ids.dtype):
+        raise ValueError(f"ids must hold integer token ids, got dtype {ids.dtype}")
     model.eval()
     block = model.config.block_size
     stride = stride or block // 2

@@ -15,7 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_course import decoding
 from aigc_course.data import CORPUS_ALPHABET, decode_chars, encode_chars
+from aigc_course.sampling import make_sampler
+from aigc_course.tokenizers import is_integer_dtype
 
 
 @dataclass
@@ -49,9 +52,12 @@ class CharLSTM(nn.Module):
 
     def forward(self, idx: torch.Tensor, state=None):
         """``idx (B, T)`` -> logits ``(B, T, V)`` and the final LSTM state."""
-        if idx.ndim != 2:
-            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
-        out, state = self.lstm(self.embed(idx), state)
+        if not isinstance(idx, torch.Tensor) or idx.ndim != 2:
+            got = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+            raise ValueError(f"idx must have shape (B, T), got {got}")
+        if not is_integer_dtype(idx.dtype):
+            raise ValueError(f"idx must hold integer character ids (torch.long), got dtype {idx.dtype}")
+        out, state = self.lstm(self.embed(idx.long()), state)
         return self.head(out), state
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -91,22 +97,46 @@ class CharLSTM(nn.Module):
         """Held-out bits per character (lower is better); see :meth:`log2_probs`."""
         return float(-self.log2_probs(text).mean())
 
+    # ------------------------------------------------------------------ decoding
+
+    def decoding_state(self, batch_size: int, use_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM's state ``(h, c)`` before any character, each ``(num_layers, B, hidden)``.
+
+        It is all the memory a recurrent model has, so there is nothing to cache or not
+        (``use_cache`` is accepted for the :class:`aigc_course.decoding.Decoder` interface)."""
+        weight = self.head.weight
+        h = torch.zeros(self.config.num_layers, batch_size, self.config.hidden_size,
+                        device=weight.device, dtype=weight.dtype)
+        return h, torch.zeros_like(h)
+
+    def decode_step(self, idx: torch.Tensor, state):
+        """Logits ``(B, V)`` of the character after ``idx (B, t)``, and the updated state.
+
+        The logits come back on the CPU: this model's characters are drawn there (a batch
+        of one row costs nothing to move)."""
+        logits, state = self(idx, state)
+        return logits[:, -1].float().cpu(), state
+
+    def reorder_state(self, state, index: torch.Tensor):
+        """Keep the rows ``index (B',)`` of the state (beam search follows its beams)."""
+        h, c = state
+        index = index.to(h.device)
+        return h.index_select(1, index), c.index_select(1, index)
+
     @torch.no_grad()
-    def generate(self, prompt: str, num_chars: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> str:
-        """Sample ``num_chars`` characters after ``prompt``."""
-        if not prompt:
+    def generate(self, prompt: str, num_chars: int, temperature: float = 1.0,
+                 generator: torch.Generator | None = None) -> str:
+        """Sample ``num_chars`` characters after ``prompt`` (``temperature=0``: greedy).
+
+        Runs the course's decoding loop, :func:`aigc_course.decoding.generate`."""
+        if not isinstance(prompt, str) or not prompt:
             raise ValueError("prompt must be a non-empty string")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        device = next(self.parameters()).device
-        logits, state = self(encode_chars(prompt)[None].to(device))
-        out = []
-        for _ in range(num_chars):
-            probs = torch.softmax(logits[0, -1].float().cpu() / temperature, dim=-1)
-            nxt = torch.multinomial(probs, 1, generator=generator)
-            out.append(int(nxt))
-            logits, state = self(nxt.view(1, 1).to(device), state)
-        return prompt + decode_chars(out)
+        if isinstance(num_chars, bool) or not isinstance(num_chars, int) or num_chars < 0:
+            raise ValueError(f"num_chars must be a non-negative int, got {num_chars!r}")
+        sampler = make_sampler(temperature)
+        idx = encode_chars(prompt)[None].to(self.head.weight.device)
+        out = decoding.generate(self, idx, num_chars, sampler, generator=generator)
+        return prompt + decode_chars(out[0, idx.shape[1]:].tolist())
 
     def config_dict(self) -> dict:
         return asdict(self.config)

@@ -13,6 +13,7 @@ Both save to and load from JSON, and ``decode(encode(text)) == text`` exactly.
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections import Counter
 from pathlib import Path
@@ -28,6 +29,40 @@ def _check_text(text: Any, name: str = "text") -> str:
     if not isinstance(text, str):
         raise ValueError(f"{name} must be a str, got {type(text).__name__}")
     return text
+
+
+def is_integer_dtype(dtype) -> bool:
+    """Whether a torch or NumPy ``dtype`` holds integers, as token ids must (bool does not count)."""
+    name = str(dtype)  # torch.int64, torch.uint8, int32, ... ; not torch.float32, torch.bool
+    return "int" in name and "bool" not in name
+
+
+def as_token_ids(ids, vocab_size: int, name: str = "ids") -> list[int]:
+    """``ids`` -- a sequence of ints, or a 1-D integer tensor or array -- as a list of ints in ``[0, vocab_size)``.
+
+    Floats and bools are refused, not truncated: a float id is almost always a bug upstream
+    (an id that went through a float tensor), and ``int(2.7) == 2`` would hide it.
+    """
+    if hasattr(ids, "dtype") and hasattr(ids, "tolist"):  # a torch tensor or a NumPy array
+        if not is_integer_dtype(ids.dtype):
+            raise ValueError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+        if len(ids.shape) != 1:
+            raise ValueError(f"{name} must be a sequence of token ids (1-D), got shape {tuple(ids.shape)}")
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise ValueError(f"{name} must be a sequence of integer token ids, got {type(ids).__name__}")
+    out = []
+    for i in ids:
+        if isinstance(i, bool):
+            raise ValueError(f"{name} must hold integer token ids, got the bool {i!r}")
+        try:
+            out.append(operator.index(i))  # ints, NumPy integers, 0-d integer tensors; not floats
+        except TypeError:
+            raise ValueError(f"{name} must hold integer token ids, got {i!r} ({type(i).__name__})") from None
+    bad = [i for i in out if not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"{name} must be in [0, {vocab_size}), got {bad[:5]}")
+    return out
 
 
 def _write_json(path: Path | str, payload: dict) -> None:
@@ -69,11 +104,8 @@ class CharTokenizer:
             raise ValueError(f"character {err.args[0]!r} is not in this tokenizer's vocabulary") from None
 
     def decode(self, ids) -> str:
-        ids = [int(i) for i in ids]
-        bad = [i for i in ids if not 0 <= i < len(self.chars)]
-        if bad:
-            raise ValueError(f"ids must be in [0, {len(self.chars)}), got {bad[:5]}")
-        return "".join(self.chars[i] for i in ids)
+        """Integer ids (a list, or a 1-D integer tensor) -> text; float ids are a ``ValueError``."""
+        return "".join(self.chars[i] for i in as_token_ids(ids, len(self.chars)))
 
     def to_dict(self) -> dict:
         return {"type": "char", "chars": self.chars}
@@ -195,11 +227,8 @@ class ByteBPETokenizer:
         return out
 
     def decode_bytes(self, ids) -> bytes:
-        ids = [int(i) for i in ids]
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"ids must be in [0, {self.vocab_size}), got {bad[:5]}")
-        return b"".join(self.vocab[i] for i in ids)
+        """Integer ids (a list, or a 1-D integer tensor) -> bytes; float ids are a ``ValueError``."""
+        return b"".join(self.vocab[i] for i in as_token_ids(ids, self.vocab_size))
 
     def decode(self, ids, errors: str = "replace") -> str:
         """Ids -> text. A model may emit a partial UTF-8 sequence; ``errors`` says what to do."""
@@ -207,7 +236,7 @@ class ByteBPETokenizer:
 
     def token_strings(self, ids) -> list[str]:
         """Each id as readable text (partial UTF-8 shown with replacement marks)."""
-        return [self.vocab[int(i)].decode("utf-8", errors="replace") for i in ids]
+        return [self.vocab[i].decode("utf-8", errors="replace") for i in as_token_ids(ids, self.vocab_size)]
 
     def to_dict(self) -> dict:
         return {"type": "byte_bpe", "pattern": self.pattern, "merges": [list(m) for m in self.merges]}

@@ -63,8 +63,8 @@ def test_bad_inputs():
     model = small_model()
     with pytest.raises(ValueError, match=r"idx must have shape \(B, T\)"):
         model(torch.zeros(5, dtype=torch.long))
-    with pytest.raises(ValueError, match="temperature must be positive"):
-        model.generate("x", 3, temperature=0)
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+        model.generate("x", 3, temperature=-1)
     with pytest.raises(ValueError, match="prompt must be a non-empty string"):
         model.generate("", 3)
     with pytest.raises(ValueError, match="too short"):

@@ -16,6 +16,8 @@ import string
 
 import torch
 
+from aigc_course import decoding
+from aigc_course.sampling import make_sampler
 from aigc_course.tokenizers import CharTokenizer
 
 USER, ASSISTANT, END = "\x01", "\x02", "\x03"
@@ -99,14 +101,17 @@ def generate(
 ) -> list[str]:
     """Responses to ``prompts`` (instructions), decoded until ``<|end|>``.
 
-    Prompts are grouped by length so that each group decodes as one batch with a KV
-    cache (one new token per row per step); a group stops when every row has emitted
-    ``<|end|>``. ``temperature=0`` is greedy, otherwise samples from ``softmax(z / T)``.
+    Prompts are grouped by length so that each group decodes as one batch in the course's
+    loop (:func:`aigc_course.decoding.generate`: a KV cache, one new token per row per
+    step, ``<|end|>`` as the stop token); a group stops when every row has emitted it, or
+    at the context's end. ``temperature=0`` is greedy, otherwise samples from
+    ``softmax(z / T)``.
     """
-    if not prompts:
-        raise ValueError("prompts must not be empty")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)) or not prompts:
+        raise ValueError(f"prompts must be a non-empty list of instructions (str), got {type(prompts).__name__}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
+    sampler = make_sampler(temperature)
     device = model.lm_head.weight.device
     block = model.config.block_size
     heads = [tokenizer.encode(format_prompt(p)) for p in prompts]
@@ -116,30 +121,11 @@ def generate(
         if len(h) >= block:
             raise ValueError(f"a prompt of {len(h)} tokens leaves no room in block_size={block}")
         groups.setdefault(len(h), []).append(i)
-    was_training = model.training
-    model.eval()
     out: list[str] = [""] * len(prompts)
     for length, members in sorted(groups.items()):
         idx = torch.tensor([heads[i] for i in members], device=device)
-        caches = model.new_caches(len(members))
-        logits = model.forward_cached(idx, caches)[:, -1].float()
-        new = []
-        done = torch.zeros(len(members), dtype=torch.bool, device=device)
-        for step in range(min(max_new_tokens, block - length)):
-            if temperature == 0:
-                nxt = logits.argmax(-1)
-            else:
-                probs = torch.softmax(logits / temperature, -1)
-                draw_on = generator.device if generator is not None else probs.device
-                nxt = torch.multinomial(probs.to(draw_on), 1, generator=generator).squeeze(1).to(device)
-            nxt = torch.where(done, torch.full_like(nxt, end_id), nxt)
-            new.append(nxt)
-            done |= nxt == end_id
-            if done.all() or step == min(max_new_tokens, block - length) - 1:
-                break
-            logits = model.forward_cached(nxt.unsqueeze(1), caches)[:, -1].float()
-        tokens = torch.stack(new, 1).tolist() if new else [[] for _ in members]
+        tokens = decoding.generate(model, idx, min(max_new_tokens, block - length), sampler,
+                                   stop_token=end_id, generator=generator)
         for row, i in enumerate(members):
-            out[i] = tokenizer.decode(tokens[row]).split(END)[0]
-    model.train(was_training)
+            out[i] = tokenizer.decode(tokens[row, length:].tolist()).split(END)[0]
     return out
