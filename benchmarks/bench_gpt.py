@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_gpt.py            # all tables (about 1-2 minutes on 2 cores)
     .venv/bin/python benchmarks/bench_gpt.py --only speed memory
+    .venv/bin/python benchmarks/bench_gpt.py --only generation --baseline ../main   # vs another checkout
 
 Every ratio is measured side by side in this one run. Timings are the fastest of interleaved
 repeats (the methods alternate, so a busy machine slows them alike). Targets from the
@@ -11,7 +12,12 @@ issue are printed next to each measured figure, as PASS / MISS, never asserted.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -96,25 +102,66 @@ def bench_memory(device: torch.device) -> None:
           ["T", "plain (T x T scores)", "blockwise", "plain / blockwise", ">= 8x at 4096"], rows)
 
 
+DECODERS = {"greedy": dict(temperature=0.0), "top-p 0.9, T 0.8": dict(temperature=0.8, top_p=0.9)}
+
+
 @torch.no_grad()
-def bench_generation(device: torch.device, new_tokens: int = 512) -> None:
+def generation_times(device: torch.device, new_tokens: int, repeat: int) -> tuple[dict[str, float], bool]:
+    """Fastest seconds of ``GPT.generate`` per (decoder, cache) setting, and whether the cache
+    changed any token. Only the public ``generate`` is called, so any version of the package runs it."""
     torch.manual_seed(0)
     config = GPTConfig(vocab_size=1024, block_size=1024, n_layer=4, n_head=4, n_embd=128)
     model = GPT(config).to(device).eval()
     prompt = torch.randint(0, 1024, (1, 16), device=device)
     out = {}
 
-    def run(use_cache: bool):
-        out[use_cache] = model.generate(prompt, new_tokens, temperature=0.0, use_cache=use_cache)
+    def run(name: str, use_cache: bool):
+        gen = torch.Generator(device=device).manual_seed(0)
+        out[name, use_cache] = model.generate(prompt, new_tokens, use_cache=use_cache, generator=gen, **DECODERS[name])
 
-    s = timed({"cache": lambda: run(True), "no cache": lambda: run(False)}, repeat=1, device=device)
-    same = torch.equal(out[True], out[False])
-    speedup = s["no cache"] / s["cache"]
-    table(f"Generation, {new_tokens} new tokens after a 16-token prompt (4 layers, 128 dims, greedy)",
-          ["method", "seconds", "tokens / s", "speed-up", "same tokens", ">= 5x"],
-          [["no KV cache", f"{s['no cache']:.2f}", f"{new_tokens / s['no cache']:.0f}", "1.0x", "", ""],
-           ["KV cache", f"{s['cache']:.2f}", f"{new_tokens / s['cache']:.0f}", f"{speedup:.1f}x", same,
-            verdict(speedup >= 5)]])
+    fns = {f"{name}|{use_cache}": lambda name=name, use_cache=use_cache: run(name, use_cache)
+           for name in DECODERS for use_cache in (True, False)}
+    seconds = timed(fns, repeat=repeat, device=device)
+    same = all(torch.equal(out[name, True], out[name, False]) for name in DECODERS)
+    return seconds, same
+
+
+def _generation_in(checkout: Path, device: torch.device, new_tokens: int) -> dict[str, float]:
+    """:func:`generation_times` in a fresh interpreter that imports ``aigc_course`` from ``checkout``."""
+    env = dict(os.environ, PYTHONPATH=str(checkout.resolve()), AIGC_DEVICE=str(device))
+    cmd = [sys.executable, __file__, "--generation-worker", str(new_tokens), "--threads", str(torch.get_num_threads())]
+    done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_generation(device: torch.device, new_tokens: int = 512, baseline: Path | None = None,
+                     rounds: int = 3) -> None:
+    title = f"Generation, {new_tokens} new tokens after a 16-token prompt (4 layers, 128 dims, batch 1)"
+    if baseline is None:
+        seconds, same = generation_times(device, new_tokens, repeat=1)
+        rows = []
+        for name in DECODERS:
+            cached, full = seconds[f"{name}|True"], seconds[f"{name}|False"]
+            rows.append([name, "no KV cache", f"{full:.2f}", f"{new_tokens / full:.0f}", "1.0x", "", ""])
+            rows.append([name, "KV cache", f"{cached:.2f}", f"{new_tokens / cached:.0f}", f"{full / cached:.1f}x",
+                         same, verdict(full / cached >= 5)])
+        table(title, ["decoder", "method", "seconds", "tokens / s", "speed-up", "same tokens", ">= 5x"], rows)
+        return
+    # this checkout against another one, each in its own interpreter, alternating; fastest round counts
+    here = Path(__file__).resolve().parents[1]
+    best: dict[str, dict[str, float]] = {"baseline": {}, "this checkout": {}}
+    for _ in range(rounds):
+        for label, checkout in (("baseline", baseline), ("this checkout", here)):
+            for key, sec in _generation_in(checkout, device, new_tokens).items():
+                best[label][key] = min(sec, best[label].get(key, float("inf")))
+    rows = []
+    for key in best["baseline"]:
+        name, use_cache = key.split("|")
+        old, new = best["baseline"][key], best["this checkout"][key]
+        rows.append([name, "KV cache" if use_cache == "True" else "no KV cache", f"{new_tokens / old:.0f}",
+                     f"{new_tokens / new:.0f}", f"{old / new:.2f}x"])
+    table(f"{title}: tokens / s, baseline {baseline} vs this checkout (fastest of {rounds} alternating rounds)",
+          ["decoder", "method", "baseline", "this checkout", "speed ratio"], rows)
 
 
 def bench_training(device: torch.device, steps: int = 8) -> None:
@@ -174,13 +221,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=sorted(SECTIONS), default=list(SECTIONS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--baseline", type=Path, help="generation: also time the package of this checkout")
+    parser.add_argument("--generation-worker", type=int, metavar="NEW_TOKENS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = get_device()
+    if args.generation_worker:  # one round for --baseline, printed as JSON
+        print(json.dumps(generation_times(device, args.generation_worker, repeat=1)[0]))
+        return
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     t0 = time.perf_counter()
     for name in args.only:
-        SECTIONS[name](device)
+        if name == "generation":
+            bench_generation(device, baseline=args.baseline)
+        else:
+            SECTIONS[name](device)
     print(f"\ntotal {time.perf_counter() - t0:.0f}s")
 
 
