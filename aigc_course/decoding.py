@@ -14,7 +14,7 @@ Like diffusers' "a model predicts, a scheduler steps", the two jobs are kept apa
 state is a KV cache per layer for :class:`~aigc_course.gpt.GPT` and the recurrent state for
 :class:`~aigc_course.rnn.CharLSTM`. The **loop** owns sampling (the pluggable samplers of
 :mod:`aigc_course.sampling`), constraints, stopping and the bookkeeping: evaluation mode,
-no gradients, the growing token tensor, and the check for broken logits.
+no gradients, the tokens so far, and the check for broken logits.
 
 Broken logits. A NaN logit cannot be sampled, and greedy decoding would silently pick its
 position. Scanning every step's logits on the host would stall the device once per token, so
@@ -26,7 +26,7 @@ error is turned into the same one.)
 Models to come plug in the same way: a LLaMA-style decoder is a :class:`Decoder` whose cache
 never needs a window (rotary positions); an encoder-decoder builds its state from the encoder
 output and passes it as ``state=``; beam search keeps ``k`` rows per input and follows the
-surviving beams with :meth:`Decoder.reorder_state`.
+surviving beams with the model's ``reorder_state`` (see :class:`Decoder`).
 """
 
 from __future__ import annotations
