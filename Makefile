@@ -8,6 +8,7 @@
 #                      from _data/chapters.yml and exercises/solutions (make exercises: the same)
 #   make book-student  the book with solutions hidden, into _build/student/_build/html
 #   make notebooks     nbval over every notebook (what an instructor's notebook CI runs)
+#   make grade SUBMISSIONS=... [OUT=...]  grade a class's exercise notebooks (report in OUT)
 # GPU: prefix any target with AIGC_DEVICE=cuda (see README).
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -20,7 +21,7 @@ NOTEBOOK_DIRS := chapters exercises
 # The browser test needs the built book, so `unit` leaves it out and `test` runs it last.
 BROWSER_TEST := $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
-.PHONY: install execute book book-strict book-student chapters exercises test test-browser lint unit notebooks lab constraints benchmarks clean
+.PHONY: install execute book book-strict book-student chapters exercises test test-browser lint unit notebooks lab grade constraints benchmarks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,7 @@ lint: install
 	$(BIN)/ruff check aigc_course tests scripts benchmarks chapters exercises _ext
 	$(BIN)/python -m tests.check_notebooks_stripped $(NOTEBOOK_DIRS)
 	$(BIN)/python scripts/build_chapters.py --check
+	$(BIN)/python scripts/build_classroom.py --check
 
 unit: install
 	$(BIN)/python -m pytest tests -q --ignore=tests/browser
@@ -86,9 +88,20 @@ lab: install
 
 # One chapter list, _data/chapters.yml, drives _toc.yml, the course map in chapters/intro.md and
 # the chapters' exercises.md pages; those and the student notebooks are generated from it and from
-# exercises/solutions (scripts/build_chapters.py; `make lint` checks they are current).
+# exercises/solutions (scripts/build_chapters.py), and so are the GitHub Classroom autograding
+# workflows in .github/classroom/ (scripts/build_classroom.py); `make lint` checks they are current.
 chapters exercises: install
 	$(BIN)/python scripts/build_chapters.py
+	$(BIN)/python scripts/build_classroom.py
+
+# Grade students' exercise notebooks: each runs in a fresh sandboxed kernel (no network, a time
+# limit), and every exercise is re-checked by the course's checker on a fresh seed; saved outputs
+# never count. SUBMISSIONS: notebooks or folders (one per student); the report (grades.csv,
+# results.csv, report.json, report.html) goes to OUT. More options: scripts/grade.py --help.
+OUT ?= _build/grade
+grade: install
+	$(if $(SUBMISSIONS),,$(error set SUBMISSIONS to the students' notebooks or folders, e.g. make grade SUBMISSIONS=submissions/))
+	$(BIN)/python scripts/grade.py $(SUBMISSIONS) --out $(OUT)
 
 # The student edition of the book: sphinx-exercise's hide_solutions, sharing the main build's cache.
 book-student: install $(CACHE_STAMP)
