@@ -278,6 +278,9 @@ class Grader:
             else:
                 self._finish(record, exercises, start, f"not graded: {record['detail']}")
         finally:
+            cpu = kernel.cpu_seconds()
+            if cpu is not None:
+                record["timings"]["kernel cpu"] = round(cpu, 1)
             kernel.close()
             shutil.rmtree(private, ignore_errors=True)
         self._notes(cells, exercises, record)

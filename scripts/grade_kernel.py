@@ -194,6 +194,23 @@ class Kernel:
         probe = self.execute("pass", grace, store_history=False)
         return probe.status == "ok"
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + sys) used so far by the kernel and its processes; ``None`` off Linux."""
+        process = getattr(self.manager.provisioner, "process", None)
+        if process is None or not Path("/proc/self/stat").exists():
+            return None
+        ticks, total, todo = os.sysconf("SC_CLK_TCK"), 0.0, [process.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += sum(int(f) for f in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return total
+
     def close(self) -> None:
         try:
             if self.client is not None:

@@ -51,8 +51,8 @@ def grades_csv(records, chapters) -> str:
     ids = _exercise_ids(records, chapters)
     rows = [["student", "notebook", "status", *ids, "score", "max_score", "detail", "notes"]]
     for r in records:
-        points = [r["exercises"][i]["points"] if i in r["exercises"] else "" for i in ids]
-        rows.append([r["student"], r["notebook"] or "", r["status"], *points, r["score"], r["max_score"],
+        points = [f'{r["exercises"][i]["points"]:g}' if i in r["exercises"] else "" for i in ids]
+        rows.append([r["student"], r["notebook"] or "", r["status"], *points, f'{r["score"]:g}', f'{r["max_score"]:g}',
                      r["detail"], " | ".join(r["notes"])])
     return _csv(rows)
 

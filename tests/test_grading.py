@@ -37,7 +37,7 @@ import grade_report  # noqa: E402
 
 CHAPTER = "ch3_1_attention.ipynb"
 IDS = ["3.1.1", "3.1.2", "3.1.3"]
-NOTEBOOK_SECONDS = 40  # the whole notebook's limit: a normal one takes a few seconds
+NOTEBOOK_SECONDS = 30  # the whole notebook's limit: a normal one takes 4-20 s, on a busy machine
 CHECK_SECONDS = 8
 
 UNSCALED_ATTENTION = '''def causal_attention(q, k, v):
@@ -172,7 +172,7 @@ def planted(out: Path, port: int) -> dict[str, nbformat.NotebookNode | str]:
     plants["wrong_forged"] = nb
 
     nb = answered(SOLVED)
-    insert_after(nb, imports_index(nb), "import os\nos._exit(3)  # the kernel's process ends here")
+    insert_after(nb, imports_index(nb) - 1, "import os\nos._exit(3)  # the kernel's process ends here")
     plants["dies"] = nb
 
     nb = answered({"3.1.1": "solution", "3.1.2": UNFILTERED_TOP_K, "3.1.3": "solution"})
@@ -300,8 +300,8 @@ def test_the_notebook_can_neither_forge_the_report_nor_reach_the_network(graded)
         json.loads((out / "report.json").read_text(encoding="utf-8"))
     with open(out / "grades.csv", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
-    assert rows["monkeypatch"]["score"] == "0.0" and rows["correct"]["score"] == "3.0"
-    assert [rows["correct"][i] for i in IDS] == ["1.0", "1.0", "1.0"]
+    assert rows["monkeypatch"]["score"] == "0" and rows["correct"]["score"] == "3"
+    assert [rows["correct"][i] for i in IDS] == ["1", "1", "1"]
 
 
 def test_a_function_that_changes_the_checker_voids_the_notebook(graded):
