@@ -134,12 +134,17 @@ def _source(cell: dict) -> str:
 
 
 def find_submissions(paths: list[Path], chapters: dict, chosen: str | None) -> list[Submission]:
+    """Every notebook to grade. In a folder, a notebook that is no exercise notebook (a book chapter
+    of a cloned repository, say) is skipped, and with ``chosen`` only that chapter's are taken."""
     found: list[Submission] = []
+    skipped = 0
     for given in paths:
         if given.is_dir():
             notebooks = sorted(p for p in given.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
             if not notebooks:
                 raise SystemExit(f"grade: no notebooks (*.ipynb) under {given}")
+            if chosen and any(p.name == chosen for p in notebooks):
+                notebooks = [p for p in notebooks if p.name == chosen]
         elif given.is_file():
             notebooks = [given]
         else:
@@ -154,10 +159,18 @@ def find_submissions(paths: list[Path], chapters: dict, chosen: str | None) -> l
             except (OSError, UnicodeDecodeError, ValueError) as err:
                 sub.problem = f"unreadable: not a Jupyter notebook ({str(err)[:200]})"
             sub.chapter = _chapter_of(sub.notebook, path, chapters, chosen)
+            if given.is_dir() and sub.chapter is None and sub.problem is None:
+                skipped += 1
+                continue
             if sub.chapter is None and sub.problem is None:
                 sub.problem = ("unknown chapter: name the file like the course's notebook (e.g. "
                                f"{next(iter(chapters))}) or pass --chapter")
             found.append(sub)
+    if skipped:
+        print(f"skipped {skipped} notebook(s) that are no exercise notebook of the course (neither named like "
+              "one nor with its '## Exercise' headings)")
+    if not found:
+        raise SystemExit("grade: none of the notebooks given is an exercise notebook of the course")
     names = [(s.student, s.chapter) for s in found]
     for sub in found:  # two notebooks that would share a row get their paths as names
         if names.count((sub.student, sub.chapter)) > 1:
@@ -475,7 +488,7 @@ def parse_points(items: list[str], chapters: dict) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="grade.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="scripts/grade.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("submissions", nargs="+", type=Path, help="notebooks, or folders of them")
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "grade", help="report folder")
     parser.add_argument("--chapter", help="the chapter notebook every submission is, e.g. ch3_1_attention.ipynb")

@@ -199,6 +199,8 @@ class Kernel:
         process = getattr(self.manager.provisioner, "process", None)
         if process is None or not Path("/proc/self/stat").exists():
             return None
+        if not Path(f"/proc/{process.pid}").exists():
+            return None  # already gone (a kernel that died): its time cannot be read any more
         ticks, total, todo = os.sysconf("SC_CLK_TCK"), 0.0, [process.pid]
         while todo:
             pid = todo.pop()

@@ -413,3 +413,18 @@ def test_only_writable_folders_outside_the_scratch_folder_are_made_read_only(tmp
     kept = grade.protected_folders([tmp_path / "repo", tmp_path / "repo" / "sub", tmp_path, scratch, Path("/")],
                                    writable=scratch)
     assert kept == [(tmp_path / "repo").resolve()]
+
+
+def test_a_cloned_repository_yields_its_exercise_notebooks_only(tmp_path, capsys):
+    chapters = grade.course_exercises()
+    student = tmp_path / "alice" / "exercises" / "student"
+    student.mkdir(parents=True)
+    for name in (CHAPTER, "ch1_ai_1_0.ipynb"):
+        (student / name).write_text((ROOT / "exercises" / "student" / name).read_text(encoding="utf-8"))
+    (tmp_path / "alice" / "chapters").mkdir()
+    (tmp_path / "alice" / "chapters" / "page.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook()))
+    found = grade.find_submissions([tmp_path], chapters, None)
+    assert sorted((s.student, s.chapter) for s in found) == [("alice", "ch1_ai_1_0.ipynb"), ("alice", CHAPTER)]
+    assert "skipped 1 notebook" in capsys.readouterr().out
+    found = grade.find_submissions([tmp_path], chapters, CHAPTER)
+    assert [(s.student, s.chapter) for s in found] == [("alice", CHAPTER)]
