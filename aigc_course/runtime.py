@@ -98,6 +98,23 @@ def make_generator(seed: int | None) -> torch.Generator:
     return torch.Generator().manual_seed(check_seed(seed))
 
 
+def _use_deterministic_kernels() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without its import cost.
+
+    The public call also imports ``torch._inductor`` to set the compiler's matching option,
+    which takes about 2 s of CPU in every fresh kernel. The course never compiles, so unless
+    the compiler is already loaded, set torch's own flag, which is all the call does for
+    eager code.
+    """
+    import sys
+
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None or "torch._inductor" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        set_flag(True, warn_only=True)
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     """Seed Python's ``random``, NumPy and torch (CPU and CUDA).
 
@@ -113,7 +130,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
         torch.cuda.manual_seed_all(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _use_deterministic_kernels()
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)

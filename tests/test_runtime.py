@@ -100,3 +100,18 @@ def test_seed_everything_returns_seeded_generator():
 def test_seed_must_be_non_negative_int(seed):
     with pytest.raises(ValueError, match="seed must be a non-negative int"):
         seed_everything(seed)
+
+
+def test_seed_everything_turns_on_deterministic_kernels_without_loading_the_compiler():
+    # torch.use_deterministic_algorithms imports torch._inductor (~2 s per fresh kernel);
+    # seed_everything sets the same flag without it. A fresh interpreter sees the import cost.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; from aigc_course import seed_everything; seed_everything(0); "
+        "print(torch.are_deterministic_algorithms_enabled(), "
+        "torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._inductor' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False"]
