@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/bench_four_routes.py --quick    # a smoke test, numbers meaningless
 
 **Ring** (8 Gaussians of std 0.02 on a circle of radius 2): all four routes are trained here,
-in this run, on the same 50,000 training points (seed 0) with the same budget -- ``--steps``
-optimiser steps of batch 256 -- and scored on 2,500 samples each (mode coverage, VEEGAN / PacGAN
+in this run, by :func:`aigc_course.four_routes.train_ring_routes` -- the recipes chapter 2.1.1
+trains with -- on the same 50,000 training points (seed 0) with the same budget, ``--steps``
+optimiser steps of batch 256, and scored on 2,500 samples each (mode coverage, VEEGAN / PacGAN
 protocol) and on 5,000 fresh test points (log-density in nats, where defined).
 
 **Digits** (sklearn 8x8): the shipped checkpoints ``digits-cgan`` (conditional: labels drawn
@@ -30,24 +31,12 @@ import torch
 
 import aigc_course
 from aigc_course import pretrained
-from aigc_course.autoregressive import PointGPT
 from aigc_course.data import load_digits, ring_gaussians, ring_log_density
-from aigc_course.diffusion import (
-    Diffusion2DPipeline,
-    MLPDenoiser,
-    NoiseSchedule,
-    noise_prediction_loss,
-)
-from aigc_course.gan import GANConfig, GANTrainer
-from aigc_course.gan.models import Discriminator, Generator
+from aigc_course.four_routes import FULL_BUDGET_STEPS, RING_BATCH, train_ring_routes
 from aigc_course.gan.pipelines import GANSampler
-from aigc_course.gan.recipes import RECIPES
 from aigc_course.metrics.digits import frechet_digit_distance, load_digit_classifier
 from aigc_course.metrics.modes import NUM_EVAL_SAMPLES, ring_coverage
-from aigc_course.training import fit
-from aigc_course.vae import make_vae, vae_loss_fn
 
-BATCH = 256
 EVAL_SEED = 1234
 
 
@@ -62,76 +51,12 @@ def timed(fn, repeats: int = 1):
     return out, sorted(walls)[len(walls) // 2], sorted(cpus)[len(cpus) // 2]
 
 
-def lr_cosine(optimizer, steps: int, warmup: int = 100):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-# --------------------------------------------------------------------------- ring: training
-
-
-def train_ring_routes(steps: int, seed: int = 0, progress: bool = True) -> dict:
-    """Train the four routes on one 50k-point ring training set; returns samplers and seconds."""
-    data = ring_gaussians(50_000, generator=torch.Generator().manual_seed(seed))
-    routes = {}
-
-    def batch(rng: torch.Generator) -> torch.Tensor:
-        return data[torch.randint(len(data), (BATCH,), generator=rng)]
-
-    # GAN: the course's best recipe (non-saturating loss, lr decay; rejection sampling optional)
-    recipe = RECIPES["best"]
-    torch.manual_seed(seed)
-    cfg = GANConfig(**{**recipe.config, "steps": steps, "batch_size": BATCH})
-    trainer = GANTrainer(Generator(**recipe.generator), Discriminator(**recipe.discriminator),
-                         lambda b, rng: data[torch.randint(len(data), (b,), generator=rng)], cfg, seed=seed)
-    _, *seconds = timed(lambda: trainer.train(progress=progress, desc="ring GAN"))
-    routes["gan"] = (trainer, seconds)
-
-    # VAE: 2-D latent, Gaussian decoder, negative ELBO
-    torch.manual_seed(seed)
-    vae = make_vae("2d")
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
-    _, *seconds = timed(lambda: fit(
-        vae, opt, vae_loss_fn(data, BATCH, generator=torch.Generator().manual_seed(seed)), steps,
-        scheduler=lr_cosine(opt, steps), desc="ring VAE", progress=progress))
-    routes["vae"] = (vae.eval(), seconds)
-
-    # Autoregressive: x bin then y bin, exact log-density
-    torch.manual_seed(seed)
-    ar = PointGPT()
-    opt = torch.optim.AdamW(ar.parameters(), lr=2e-3, weight_decay=0.0)
-    rng = torch.Generator().manual_seed(seed)
-    _, *seconds = timed(lambda: fit(
-        ar, opt, lambda m, step: m.loss_points(batch(rng)), steps, grad_clip=1.0,
-        scheduler=lr_cosine(opt, steps), desc="ring autoregressive", progress=progress))
-    routes["ar"] = (ar.eval(), seconds)
-
-    # Diffusion: DDPM noise prediction, cosine schedule, T = 1000 (grid-ddpm's settings, but
-    # hidden 128 instead of 256: DDPM-1000 on 2,500 points is then ~100 s instead of ~700 s on a CPU)
-    torch.manual_seed(seed)
-    schedule = NoiseSchedule("cosine", 1000)
-    net = MLPDenoiser(dim=2, hidden=128, num_blocks=3, time_dim=64)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.0)
-    rng = torch.Generator().manual_seed(seed)
-    _, *seconds = timed(lambda: fit(
-        net, opt, lambda m, step: noise_prediction_loss(m, schedule, batch(rng), generator=rng), steps,
-        grad_clip=1.0, scheduler=lr_cosine(opt, steps), desc="ring diffusion", progress=progress))
-    routes["ddpm"] = (Diffusion2DPipeline(net.eval(), schedule), seconds)
-    return routes
-
-
 # --------------------------------------------------------------------------- ring: table
 
 
 def ring_table(routes: dict, test: torch.Tensor) -> list[dict]:
-    trainer, gan_s = routes["gan"]
-    vae, vae_s = routes["vae"]
-    ar, ar_s = routes["ar"]
-    ddpm, ddpm_s = routes["ddpm"]
+    (trainer, gan_s), (vae, vae_s), (ar, ar_s), (ddpm, ddpm_s) = (
+        (routes[k].model, [routes[k].wall_seconds, routes[k].cpu_seconds]) for k in ("gan", "vae", "ar", "ddpm"))
     plain = GANSampler(trainer.sampler_net.eval(), {}, None, rejection=False)
     shipped = pretrained.load("ring-gan", device="cpu")  # its own recipe, steps and sampling
     n = NUM_EVAL_SAMPLES
@@ -171,7 +96,7 @@ def ring_table(routes: dict, test: torch.Tensor) -> list[dict]:
 
 
 def print_ring(rows: list[dict], test: torch.Tensor, steps: int) -> None:
-    print(f"\n### Ring of 8 Gaussians: {steps} steps x batch {BATCH} for every route, "
+    print(f"\n### Ring of 8 Gaussians: {steps} steps x batch {RING_BATCH} for every route, "
           f"{NUM_EVAL_SAMPLES} samples (seed {EVAL_SEED})\n")
     print("| route | modes (of 8) | high-quality % | reverse KL | test log-density (nats) | "
           "net evals / sample | ms / sample, batch 2500 (wall / CPU) | ms for 1 sample | training s (wall / CPU) |")
@@ -264,7 +189,7 @@ def _train_seconds(name: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3000, help="optimiser steps per ring route")
+    parser.add_argument("--steps", type=int, default=FULL_BUDGET_STEPS, help="optimiser steps per ring route")
     parser.add_argument("--quick", action="store_true", help="smoke test: few steps and samples")
     parser.add_argument("--digit-samples", type=int, default=500, help="samples per digits route")
     parser.add_argument("--skip-ring", action="store_true")
@@ -275,7 +200,7 @@ def main() -> None:
     steps = 300 if args.quick else args.steps
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU")
     if not args.skip_ring:
-        routes = train_ring_routes(steps)
+        routes = train_ring_routes(steps, seed=0, progress=True)
         test = ring_gaussians(5000, generator=torch.Generator().manual_seed(999))
         print_ring(ring_table(routes, test), test, steps)
     if not args.skip_digits:

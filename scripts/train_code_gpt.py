@@ -13,7 +13,6 @@ The held-out score is bits per character: total bits over the test text / its ch
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import time
 
@@ -24,7 +23,7 @@ from aigc_course import seed_everything
 from aigc_course.data import python_corpus
 from aigc_course.gpt import GPT, GPTConfig, sequence_bits
 from aigc_course.tokenizers import ByteBPETokenizer
-from aigc_course.training import run_steps
+from aigc_course.training import make_adamw, optimizer_step, run_steps, training_mode, warmup_cosine
 
 
 def get_batch(data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator):
@@ -68,35 +67,18 @@ def main() -> None:
                        n_head=args.n_head, n_embd=args.n_embd, dropout=0.0, bias=True)
     model = GPT(config)
     print(f"GPT {model.num_params() / 1e6:.2f}M parameters")
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr, betas=(0.9, 0.99),
-    )
+    optimizer = make_adamw(model, args.lr, args.weight_decay, betas=(0.9, 0.99))
 
-    def lr_at(step: int) -> float:  # linear warm-up, then cosine down to lr / 10
-        if step < args.warmup:
-            return args.lr * (step + 1) / args.warmup
-        progress = (step - args.warmup) / max(1, args.steps - args.warmup)
-        return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-    def step_fn(step: int) -> torch.Tensor:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
+    def step_fn(step: int) -> float:  # linear warm-up, then a cosine down to lr / 10
         x, y = get_batch(train_ids, args.batch_size, args.block_size, gen)
         _, loss = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        return loss
+        return optimizer_step(optimizer, loss, parameters=model.parameters(), grad_clip=1.0,
+                              lr=warmup_cosine(step, args.steps, args.warmup, floor=0.1, peak=args.lr))
 
-    model.train()
     t_train = time.perf_counter()
-    history = run_steps(step_fn, args.steps, desc="code-gpt", refresh_every=10)
+    with training_mode(model):
+        history = run_steps(step_fn, args.steps, desc="code-gpt", refresh_every=10)
     train_seconds = time.perf_counter() - t_train
-    model.eval()
 
     eval_gen = torch.Generator().manual_seed(1234)
     with torch.no_grad():

@@ -15,8 +15,6 @@ records its config, data split, wall time and final metrics in the checkpoint's 
 from __future__ import annotations
 
 import argparse
-import copy
-import math
 import time
 
 import torch
@@ -29,10 +27,10 @@ from aigc_course.diffusion import (
     DigitUNet,
     MLPDenoiser,
     NoiseSchedule,
-    noise_prediction_loss,
+    diffusion_loss_fn,
 )
 from aigc_course.diffusion.pipelines import Diffusion2DPipeline
-from aigc_course.training import fit
+from aigc_course.training import EMA, fit, warmup_cosine_scheduler
 
 CONFIGS = {
     "digits": {
@@ -50,32 +48,6 @@ CONFIGS = {
 }
 
 
-class EMA:
-    """Exponential moving average of a model's weights, with the usual warm-up of the decay."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.model = copy.deepcopy(model).eval()
-        self.decay = decay
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
-            ema_p.lerp_(p.detach(), 1 - decay)
-
-
-def lr_lambda(warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
 def train(cfg: dict, device: torch.device, progress: bool = True):
     generator = aigc_course.seed_everything(cfg["seed"])
     schedule = NoiseSchedule(cfg["schedule"], cfg["timesteps"])
@@ -89,25 +61,11 @@ def train(cfg: dict, device: torch.device, progress: bool = True):
         labels = None
         model = MLPDenoiser(**cfg["model"]).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg["warmup"], cfg["steps"]))
-    ema = EMA(model, cfg["ema_decay"])
-
-    def loss_fn(m: torch.nn.Module, step: int) -> torch.Tensor:
-        idx = torch.randint(len(data), (cfg["batch_size"],), generator=generator).to(device)
-        y = None if labels is None else labels[idx]
-        loss = noise_prediction_loss(
-            m, schedule, data[idx], y, p_uncond=cfg.get("p_uncond", 0.0),
-            null_label=getattr(m, "null_label", None), generator=generator,
-        )
-        return loss
-
-    # fit() does the optimiser step; the EMA follows after each step via a wrapped scheduler.
-    class _StepHook:
-        def step(self) -> None:
-            scheduler.step()
-            ema.update(model)
-
-    history = fit(model, optimizer, loss_fn, cfg["steps"], grad_clip=1.0, scheduler=_StepHook(),
+    scheduler = warmup_cosine_scheduler(optimizer, cfg["steps"], cfg["warmup"], floor=0.05)
+    ema = EMA(model, cfg["ema_decay"], warmup=True)
+    loss_fn = diffusion_loss_fn(data, schedule, cfg["batch_size"], labels, p_uncond=cfg.get("p_uncond", 0.0),
+                                generator=generator)
+    history = fit(model, optimizer, loss_fn, cfg["steps"], grad_clip=1.0, scheduler=scheduler, ema=ema,
                   desc=cfg["name"], progress=progress)
     return ema.model, schedule, history
 

@@ -22,7 +22,7 @@ from publishing import publish
 import aigc_course
 from aigc_course.autoregressive import NUM_PIXELS, PixelGPT, PixelGPTPipeline, digits_to_tokens
 from aigc_course.data import load_digits
-from aigc_course.training import run_steps
+from aigc_course.training import optimizer_step, run_steps, warmup_cosine_scheduler
 
 SCRIPT = "scripts/train_pixel_gpt.py"
 CONFIG = {
@@ -30,12 +30,6 @@ CONFIG = {
     "steps": 1600, "batch_size": 32, "lr": 2e-3, "warmup": 100, "weight_decay": 0.05,
     "eval_every": 100, "valid_fraction": 0.1, "seed": 0,
 }
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
 def split_train(tokens: torch.Tensor, valid_fraction: float, seed: int):
@@ -57,20 +51,15 @@ def train(cfg: dict, device: torch.device, progress: bool = True):
     train_tokens, valid_tokens = split_train(digits_to_tokens(data.x_train), cfg["valid_fraction"], cfg["seed"])
     model = PixelGPT(**cfg["model"]).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg["warmup"], cfg["steps"]))
+    scheduler = warmup_cosine_scheduler(optimizer, cfg["steps"], cfg["warmup"], floor=0.05)
     best = {"valid_nll": math.inf, "step": -1, "state": None}
     curve = []
 
     def step_fn(step: int):
         model.train()
         idx = torch.randint(len(train_tokens), (cfg["batch_size"],), generator=generator)
-        loss = model.loss(train_tokens[idx].to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
+        loss = optimizer_step(optimizer, model.loss(train_tokens[idx].to(device)), parameters=model.parameters(),
+                              grad_clip=1.0, scheduler=scheduler)
         if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
             valid = nll_per_image(model, valid_tokens.to(device))
             curve.append((step + 1, round(valid, 3)))

@@ -26,9 +26,17 @@ import torch
 import torch.nn.functional as F
 
 from aigc_course.alignment.chat import encode_pairs, generate
-from aigc_course.alignment.sft import _lr, make_optimizer, optimizer_step, token_logprobs
+from aigc_course.alignment.sft import GRAD_CLIP, LR_FLOOR, token_logprobs
 from aigc_course.gpt import GPT
-from aigc_course.training import History, run_steps
+from aigc_course.training import (
+    History,
+    make_adamw,
+    optimizer_step,
+    restore_modes_on_error,
+    run_steps,
+    training_mode,
+    warmup_cosine,
+)
 
 
 def sequence_logprobs(model: GPT, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -97,7 +105,7 @@ def _start_policy_training(policy: GPT, reference: GPT, lr: float, seed: int):
     """Freeze ``reference``, make ``policy`` trainable; return the batch RNG and the optimiser."""
     reference.eval().requires_grad_(False)
     policy.requires_grad_(True)  # a deep copy of a frozen reference would be frozen too
-    return random.Random(seed), make_optimizer(policy, lr, weight_decay=0.0)
+    return random.Random(seed), make_adamw(policy, lr, weight_decay=0.0)
 
 
 def train_dpo(policy: GPT, reference: GPT, pairs, tokenizer, steps: int, beta: float = 0.1,
@@ -109,7 +117,6 @@ def train_dpo(policy: GPT, reference: GPT, pairs, tokenizer, steps: int, beta: f
     device = policy.lm_head.weight.device
     block = policy.config.block_size
     rng, opt = _start_policy_training(policy, reference, lr, seed)
-    policy.train()
 
     def step_fn(step: int):
         batch = rng.sample(pairs, min(batch_size, len(pairs)))
@@ -122,12 +129,12 @@ def train_dpo(policy: GPT, reference: GPT, pairs, tokenizer, steps: int, beta: f
             ref = sequence_logprobs(reference, ids, targets)
         n = len(batch)
         loss, rc, rr = dpo_loss(logp[:n], logp[n:], ref[:n], ref[n:], beta)
-        optimizer_step(policy, opt, loss, _lr(step, steps, lr, warmup))
-        return {"loss": loss, "margin": (rc - rr).mean(), "accuracy": (rc > rr).float().mean()}
+        value = optimizer_step(opt, loss, parameters=policy.parameters(), grad_clip=GRAD_CLIP,
+                               lr=warmup_cosine(step, steps, warmup, floor=LR_FLOOR, peak=lr))
+        return {"loss": value, "margin": (rc - rr).mean(), "accuracy": (rc > rr).float().mean()}
 
-    history = run_steps(step_fn, steps, desc="dpo", progress=progress)
-    policy.eval()
-    return history
+    with training_mode(policy):
+        return run_steps(step_fn, steps, desc="dpo", progress=progress)
 
 
 def rlhf(policy: GPT, reference: GPT, reward_model, examples, tokenizer, steps: int, beta: float = 0.05,
@@ -171,10 +178,11 @@ def rlhf(policy: GPT, reference: GPT, reward_model, examples, tokenizer, steps: 
         total = kl_penalised_reward(reward, logp.detach(), logp_ref, beta)
         advantage = total - total.mean()  # the batch mean is the baseline
         loss = -(advantage * logp).mean()
-        optimizer_step(policy, opt, loss)
+        value = optimizer_step(opt, loss, parameters=policy.parameters(), grad_clip=GRAD_CLIP)
         policy.eval()
         preferred = sum(is_preferred(e, r) for e, r in zip(batch, responses, strict=True)) / len(batch)
-        return {"loss": loss, "reward": reward.mean(), "kl": (logp.detach() - logp_ref).mean(),
+        return {"loss": value, "reward": reward.mean(), "kl": (logp.detach() - logp_ref).mean(),
                 "objective": total.mean(), "preferred": preferred}
 
-    return run_steps(step_fn, steps, desc=f"rlhf beta={beta}", progress=progress)
+    with restore_modes_on_error(policy):  # each step samples in eval mode and updates in train mode
+        return run_steps(step_fn, steps, desc=f"rlhf beta={beta}", progress=progress)

@@ -26,9 +26,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from aigc_course.alignment.chat import END, format_prompt
-from aigc_course.alignment.sft import _lr, make_optimizer, optimizer_step, token_logprobs
+from aigc_course.alignment.sft import GRAD_CLIP, LR_FLOOR, token_logprobs
 from aigc_course.gpt import GPT, GPTConfig
-from aigc_course.training import History, run_steps
+from aigc_course.training import (
+    History,
+    make_adamw,
+    optimizer_step,
+    run_steps,
+    training_mode,
+    warmup_cosine,
+)
 
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
@@ -156,8 +163,7 @@ def train_reward_model(model: RewardModel, pairs, tokenizer, steps: int, batch_s
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)  # a shuffled walk: every pair once before any repeats
     size = min(batch_size, len(pairs))
-    opt = make_optimizer(model, lr)
-    model.train()
+    opt = make_adamw(model, lr)
 
     def step_fn(step: int):
         batch = [pairs[order[(step * size + i) % len(pairs)]] for i in range(size)]
@@ -165,9 +171,9 @@ def train_reward_model(model: RewardModel, pairs, tokenizer, steps: int, batch_s
         r = model.score(prompts + prompts, [c for _, c, _ in batch] + [r for _, _, r in batch], tokenizer)
         rc, rr = r[: len(batch)], r[len(batch) :]
         loss = bradley_terry_loss(rc, rr)
-        optimizer_step(model, opt, loss, _lr(step, steps, lr, warmup))
-        return {"loss": loss, "accuracy": (rc > rr).float().mean()}
+        value = optimizer_step(opt, loss, parameters=model.parameters(), grad_clip=GRAD_CLIP,
+                               lr=warmup_cosine(step, steps, warmup, floor=LR_FLOOR, peak=lr))
+        return {"loss": value, "accuracy": (rc > rr).float().mean()}
 
-    history = run_steps(step_fn, steps, desc="reward model", progress=progress)
-    model.eval()
-    return history
+    with training_mode(model):
+        return run_steps(step_fn, steps, desc="reward model", progress=progress)

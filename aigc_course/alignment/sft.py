@@ -12,15 +12,16 @@ to predict the user's instruction, only how to answer it.
 
 from __future__ import annotations
 
-import math
 import random
+import warnings
 
 import torch
 import torch.nn.functional as F
 
+from aigc_course import training
 from aigc_course.alignment.chat import encode_examples
 from aigc_course.gpt import GPT
-from aigc_course.training import History, run_steps
+from aigc_course.training import History, make_adamw, run_steps, training_mode, warmup_cosine
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -57,30 +58,21 @@ def lm_windows(ids: torch.Tensor, batch_size: int, block_size: int, generator: t
     return x, y
 
 
-def _lr(step: int, steps: int, lr: float, warmup: int) -> float:
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.1) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.99))
+# The recipe every alignment trainer shares: AdamW with decay on the matrices only
+# (:func:`~aigc_course.training.make_adamw`), gradients clipped to norm GRAD_CLIP, and a linear
+# warm-up then a cosine down to LR_FLOOR times the peak (:func:`~aigc_course.training.warmup_cosine`).
+GRAD_CLIP = 1.0
+LR_FLOOR = 0.1
+make_optimizer = make_adamw  # the old name, kept for existing imports
 
 
 def optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor,
                    lr: float | None = None) -> None:
-    """One update on ``loss``, gradients clipped to norm 1; ``lr`` (if given) is set first."""
-    if lr is not None:
-        for group in opt.param_groups:
-            group["lr"] = lr
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
+    """Deprecated: use :func:`aigc_course.training.optimizer_step` with ``grad_clip=1.0``."""
+    warnings.warn("aigc_course.alignment.sft.optimizer_step is deprecated; use aigc_course.training."
+                  "optimizer_step(opt, loss, parameters=model.parameters(), grad_clip=1.0, lr=lr)",
+                  DeprecationWarning, stacklevel=2)
+    training.optimizer_step(opt, loss, parameters=model.parameters(), grad_clip=GRAD_CLIP, lr=lr)
 
 
 def pretrain(model: GPT, ids: torch.Tensor, steps: int, batch_size: int = 32, lr: float = 3e-3,
@@ -88,18 +80,16 @@ def pretrain(model: GPT, ids: torch.Tensor, steps: int, batch_size: int = 32, lr
     """Next-token pretraining on a token stream ``ids (N,)`` with warm-up + cosine decay."""
     device = model.lm_head.weight.device
     gen = torch.Generator().manual_seed(seed)
-    opt = make_optimizer(model, lr)
-    model.train()
+    opt = make_adamw(model, lr)
 
-    def step_fn(step: int) -> torch.Tensor:
+    def step_fn(step: int) -> float:
         x, y = lm_windows(ids, batch_size, model.config.block_size, gen)
         _, loss = model(x.to(device), y.to(device))
-        optimizer_step(model, opt, loss, _lr(step, steps, lr, warmup))
-        return loss
+        return training.optimizer_step(opt, loss, parameters=model.parameters(), grad_clip=GRAD_CLIP,
+                                       lr=warmup_cosine(step, steps, warmup, floor=LR_FLOOR, peak=lr))
 
-    history = run_steps(step_fn, steps, desc="pretrain", progress=progress)
-    model.eval()
-    return history
+    with training_mode(model):
+        return run_steps(step_fn, steps, desc="pretrain", progress=progress)
 
 
 def sft(model: GPT, examples: list, tokenizer, steps: int, batch_size: int = 32, lr: float = 1e-3,
@@ -111,23 +101,21 @@ def sft(model: GPT, examples: list, tokenizer, steps: int, batch_size: int = 32,
     encode_examples(examples, tokenizer, block)  # fail now on any example that does not fit
     device = model.lm_head.weight.device
     rng = random.Random(seed)
-    opt = make_optimizer(model, lr)
-    model.train()
+    opt = make_adamw(model, lr)
     # Uniformly random batches mix the task families. Batching by length would save padding,
     # but similar lengths mean similar tasks, and those one-task batches learned far slower
     # (12.8% against 44% exact match after 800 steps in one measured run).
 
-    def step_fn(step: int) -> torch.Tensor:
+    def step_fn(step: int) -> float:
         batch = rng.sample(examples, min(batch_size, len(examples)))
         x, y, _ = encode_examples(batch, tokenizer, block)
         logits, _ = model(x.to(device))
         loss = response_only_loss(logits, y.to(device))
-        optimizer_step(model, opt, loss, _lr(step, steps, lr, warmup))
-        return loss
+        return training.optimizer_step(opt, loss, parameters=model.parameters(), grad_clip=GRAD_CLIP,
+                                       lr=warmup_cosine(step, steps, warmup, floor=LR_FLOOR, peak=lr))
 
-    history = run_steps(step_fn, steps, desc="sft", progress=progress)
-    model.eval()
-    return history
+    with training_mode(model):
+        return run_steps(step_fn, steps, desc="sft", progress=progress)
 
 
 def masked_cross_entropy_reference(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

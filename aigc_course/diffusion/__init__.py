@@ -2,12 +2,12 @@
 
 * :mod:`~aigc_course.diffusion.schedule` -- beta schedules, the forward process, the posterior;
 * :mod:`~aigc_course.diffusion.samplers` -- DDPM and DDIM steps, guidance, the sampling loop;
-* :mod:`~aigc_course.diffusion.losses` -- the simple noise-prediction loss;
+* :mod:`~aigc_course.diffusion.losses` -- the simple noise-prediction loss (and a ``fit`` loss on batches);
 * :mod:`~aigc_course.diffusion.models` -- the 2-D MLP and the 8x8 class-conditional U-Net;
 * :mod:`~aigc_course.diffusion.pipelines` -- the ``digits-ddpm`` and ``grid-ddpm`` pipelines.
 """
 
-from aigc_course.diffusion.losses import noise_prediction_loss
+from aigc_course.diffusion.losses import diffusion_loss_fn, noise_prediction_loss
 from aigc_course.diffusion.models import DigitUNet, MLPDenoiser, timestep_embedding
 from aigc_course.diffusion.pipelines import Diffusion2DPipeline, DigitsDDPMPipeline
 from aigc_course.diffusion.samplers import (
@@ -33,6 +33,7 @@ __all__ = [
     "classifier_free_guidance",
     "ddim_step",
     "ddpm_step",
+    "diffusion_loss_fn",
     "inference_timesteps",
     "noise_prediction_loss",
     "predict_noise",

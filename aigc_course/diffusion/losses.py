@@ -43,3 +43,24 @@ def noise_prediction_loss(
     noise, t = noise.to(x0.device), t.to(x0.device)
     xt = schedule.q_sample(x0, t, noise)
     return F.mse_loss(model(xt, t, labels), noise)
+
+
+def diffusion_loss_fn(x_train: torch.Tensor, schedule: NoiseSchedule, batch_size: int = 128,
+                      labels: torch.Tensor | None = None, *, p_uncond: float = 0.0,
+                      generator: torch.Generator | None = None):
+    """A ``loss_fn(model, step)`` for :func:`aigc_course.training.fit`: :func:`noise_prediction_loss`
+    on a random minibatch of ``x_train (N, ...)`` (with its ``labels (N,)`` when given).
+
+    The batch indices, then the timesteps, noise and label dropout are drawn from ``generator``;
+    the model's ``null_label`` (if it has one) is the label dropped to.
+    """
+    if labels is not None and len(labels) != len(x_train):
+        raise ValueError(f"labels must have one entry per training example ({len(x_train)}), got {len(labels)}")
+
+    def loss_fn(model: torch.nn.Module, step: int) -> torch.Tensor:
+        idx = torch.randint(len(x_train), (batch_size,), generator=generator).to(x_train.device)
+        y = None if labels is None else labels[idx.to(labels.device)]
+        return noise_prediction_loss(model, schedule, x_train[idx], y, p_uncond=p_uncond,
+                                     null_label=getattr(model, "null_label", None), generator=generator)
+
+    return loss_fn

@@ -1,15 +1,16 @@
 """Named training recipes for the 2-D ring and grid (the mode-coverage table of Chapter 3.2).
 
-Each recipe fixes the nets, the loss and the optimiser settings, so the notebook, the
-benchmark and the checkpoint scripts all train exactly the same thing:
+Each recipe fixes the nets, the loss and the optimiser settings, so the notebooks, the
+benchmark and the checkpoint scripts all train exactly the same thing. The numbers live in
+:data:`RECIPES` only; pages print them with :meth:`ToyRecipe.describe` rather than retype them.
 
-* ``"vanilla"`` -- the original minimax loss (saturating generator loss), Adam(2e-4, 0.5);
+* ``"vanilla"`` -- the original minimax loss (saturating generator loss);
 * ``"non_saturating"`` -- the same with the non-saturating generator loss;
-* ``"wgan_gp"`` -- the Wasserstein critic with gradient penalty, 5 critic steps per G step;
-* ``"best"`` -- the course's recipe: non-saturating loss, a large batch, a higher learning
-  rate decayed linearly to zero; then a rejection critic fitted to the trained generator
-  (:func:`aigc_course.gan.rejection.fit_rejection_critic`) and discriminator rejection
-  sampling with it at sampling time.
+* ``"wgan_gp"`` -- the Wasserstein critic with gradient penalty, several critic steps per G step;
+* ``"best"`` -- the course's recipe: non-saturating loss, a larger batch, Adam's ``beta_2``
+  lowered and the learning rate decayed linearly to zero; then a rejection critic fitted to
+  the trained generator (:func:`aigc_course.gan.rejection.fit_rejection_critic`) and
+  discriminator rejection sampling with it at sampling time.
 """
 
 from __future__ import annotations
@@ -44,6 +45,29 @@ class ToyRecipe:
     per_dataset: dict = field(default_factory=dict)  # e.g. {"grid": {"steps": 6000}}
     critic: dict | None = None  # fit_rejection_critic settings; None: reject with the GAN's own D
     quantile: float | None = None  # rejection_sample's bound
+
+    def settings(self, dataset: str | None = None, **overrides) -> GANConfig:
+        """The :class:`GANConfig` this recipe trains with on ``dataset`` (``None``: no dataset's
+        own settings), with ``overrides`` replacing fields (e.g. ``steps=400``)."""
+        return GANConfig(**{**self.config, **self.per_dataset.get(dataset, {}), **overrides})
+
+    def describe(self, dataset: str | None = None, *, sampling: bool = True, **overrides) -> str:
+        """The recipe's loss and optimiser settings in words, read from :meth:`settings`, and
+        (with ``sampling``) how it samples."""
+        c = self.settings(dataset, **overrides)
+        lr = f"{c.lr_g:g} for both players" if c.lr_g == c.lr_d else f"{c.lr_g:g} for G and {c.lr_d:g} for D"
+        decay = ", decayed linearly to zero" if c.lr_decay else ""
+        text = (f"the {_LOSS_NAMES.get(c.loss, c.loss)} loss; Adam with betas {c.betas} and learning rate "
+                f"{lr}{decay}; {c.d_steps} D step{'s' if c.d_steps > 1 else ''} per G step; "
+                f"batches of {c.batch_size}; {c.steps:,} steps")
+        if c.gp_weight:
+            text += f"; gradient penalty weight {c.gp_weight:g}"
+        if sampling and self.rejection:
+            text += "; discriminator rejection sampling when sampling"
+        return text
+
+
+_LOSS_NAMES = {"non_saturating": "non-saturating", "wgan": "Wasserstein"}
 
 
 RECIPES: dict[str, ToyRecipe] = {
@@ -87,10 +111,9 @@ def train_toy_gan(dataset: str, recipe: str | ToyRecipe = "best", seed: int = 0,
     torch.manual_seed(seed)  # weight initialisation
     G = Generator(**{**r.generator, **(generator or {})})
     D = Discriminator(**{**r.discriminator, **(discriminator or {})})
-    settings = {**r.config, **r.per_dataset.get(dataset, {}), **overrides}
     if steps is not None:
-        settings["steps"] = steps  # also the horizon of the learning-rate decay
-    config = GANConfig(**settings)
+        overrides["steps"] = steps  # also the horizon of the learning-rate decay
+    config = r.settings(dataset, **overrides)
     trainer = GANTrainer(G, D, lambda b, rng: sample_data(b, generator=rng), config, device=device, seed=seed)
     hook = None if callback is None else (lambda step: callback(trainer, step))
     trainer.train(progress=progress, desc=f"{r.name} GAN on the {dataset}", callback=hook, every=every)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from aigc_course.gan.models import Discriminator, Generator
-from aigc_course.training import History, run_steps
+from aigc_course.training import History, linear_decay_scheduler, optimizer_step, run_steps
 
 
 def _draw(generator: Generator, discriminator: Discriminator, m: int, rng: torch.Generator | None):
@@ -117,19 +117,15 @@ def fit_rejection_critic(
     critic = Discriminator(in_dim=generator.config["out_dim"], **{**CRITIC_DEFAULTS, **net}).to(device)
     rng = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
+    schedule = linear_decay_scheduler(optimizer, steps)
     generator.eval()
 
-    def step_fn(step: int) -> torch.Tensor:
+    def step_fn(step: int) -> float:
         real = sample_real(batch_size, rng).to(device)
         with torch.no_grad():
             fake = generator(torch.randn(batch_size, generator.latent_dim, generator=rng).to(device))
         loss = F.softplus(-critic(real)).mean() + F.softplus(critic(fake)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        return loss.detach()
+        return optimizer_step(optimizer, loss, scheduler=schedule)
 
     history = run_steps(step_fn, steps, desc="rejection critic", progress=progress)
     return critic.eval(), history

@@ -12,7 +12,6 @@ The loop exposes the three families of training tricks of the chapter as setting
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -25,7 +24,14 @@ from aigc_course.gan.losses import (
     gradient_penalty,
     r1_penalty,
 )
-from aigc_course.training import History, run_steps
+from aigc_course.training import (
+    EMA,
+    History,
+    linear_decay_scheduler,
+    optimizer_step,
+    restore_modes_on_error,
+    run_steps,
+)
 
 RealSampler = Callable[[int, torch.Generator], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
 
@@ -82,10 +88,14 @@ class GANTrainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c.lr_d, betas=c.betas)
         self.schedulers = []
         if c.lr_decay:
-            frac = lambda i: max(0.0, 1.0 - i / max(1, c.steps))  # noqa: E731
-            self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, frac) for o in (self.opt_g, self.opt_d)]
-        self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if c.ema_decay else None
+            self.schedulers = [linear_decay_scheduler(o, c.steps) for o in (self.opt_g, self.opt_d)]
+        self.g_average = EMA(self.G, c.ema_decay) if c.ema_decay else None
         self.history = History()
+
+    @property
+    def ema(self) -> torch.nn.Module | None:
+        """The moving average of G's weights (``None`` when ``ema_decay`` is 0)."""
+        return None if self.g_average is None else self.g_average.model
 
     @property
     def sampler_net(self) -> torch.nn.Module:
@@ -105,37 +115,35 @@ class GANTrainer:
     def _d(self, x, y):
         return self.D(x) if y is None else self.D(x, y)
 
-    def step(self, step: int) -> dict[str, torch.Tensor]:
-        """``d_steps`` discriminator updates, then one generator update."""
+    def step(self, step: int) -> dict[str, torch.Tensor | float]:
+        """``d_steps`` discriminator updates, then one generator update.
+
+        Each update is checked before it is applied (:func:`~aigc_course.training.optimizer_step`):
+        a non-finite loss or gradient raises ``NonFiniteLossError`` and leaves that update and the
+        ones after it (G's, the schedules, the EMA) undone, and the nets in the modes they had.
+        """
         c = self.config
-        self.G.train()
-        for _ in range(c.d_steps):
-            x, y, z = self._batch()
-            with torch.no_grad():
-                fake = self._fake(z, y)
-            d_loss = discriminator_loss(self._d(x, y), self._d(fake, y), c.loss)
-            total = d_loss
-            if c.gp_weight:
-                total = total + c.gp_weight * gradient_penalty(self.D, x, fake, y, generator=self.rng)
-            if c.r1_weight:
-                total = total + 0.5 * c.r1_weight * r1_penalty(self.D, x, y)
-            self.opt_d.zero_grad(set_to_none=True)
-            total.backward()
-            self.opt_d.step()
-        _, y, z = self._batch()
-        g_loss = generator_loss(self._d(self._fake(z, y), y), c.loss)
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        with restore_modes_on_error(self.G, self.D):
+            self.G.train()
+            for _ in range(c.d_steps):
+                x, y, z = self._batch()
+                with torch.no_grad():
+                    fake = self._fake(z, y)
+                d_loss = discriminator_loss(self._d(x, y), self._d(fake, y), c.loss)
+                total = d_loss
+                if c.gp_weight:
+                    total = total + c.gp_weight * gradient_penalty(self.D, x, fake, y, generator=self.rng)
+                if c.r1_weight:
+                    total = total + 0.5 * c.r1_weight * r1_penalty(self.D, x, y)
+                optimizer_step(self.opt_d, total, name="d_loss")
+            _, y, z = self._batch()
+            g_loss = generator_loss(self._d(self._fake(z, y), y), c.loss)
+            g_value = optimizer_step(self.opt_g, g_loss, name="g_loss")
         for scheduler in self.schedulers:
             scheduler.step()
-        if self.ema is not None:
-            with torch.no_grad():
-                for pe, p in zip(self.ema.parameters(), self.G.parameters(), strict=True):
-                    pe.lerp_(p, 1.0 - c.ema_decay)
-                for be, b in zip(self.ema.buffers(), self.G.buffers(), strict=True):
-                    be.copy_(b)
-        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach()}
+        if self.g_average is not None:
+            self.g_average.update(self.G)
+        return {"d_loss": d_loss.detach(), "g_loss": g_value}  # D's loss without its penalties
 
     def train(self, steps: int | None = None, *, progress: bool = True, desc: str = "GAN",
               callback: Callable[[int], None] | None = None, every: int = 0) -> History:
