@@ -4,9 +4,11 @@
     python scripts/build_chapters.py --check   # exit 1 and list what is out of date (make lint)
 
 From the chapter list (read by ``_ext/course_map.py``) it writes ``_toc.yml``; the course map
-table in ``chapters/intro.md`` (between its two marker comments); each chapter's
-``exercises.md`` page and ``exercises/student/*.ipynb`` (``scripts/build_exercises.py``); and
-it drops from ``_data/cpu_times.json`` the times of notebooks no longer listed. CPU times are
+table in ``chapters/intro.md`` (between its two marker comments), with the release the book is
+built with; each chapter's ``exercises.md`` page and ``exercises/student/*.ipynb``
+(``scripts/build_exercises.py``); the install cell at the top of every notebook
+(``scripts/install_cell.py``: on Colab it installs ``aigc-course==<version>``); and it drops
+from ``_data/cpu_times.json`` the times of notebooks no longer listed. CPU times are
 measurements, so a notebook without one is reported, not invented: time it with
 ``scripts/execute_notebooks.py chapters/<folder>`` and ``scripts/update_course_map_times.py --merge``.
 """
@@ -24,6 +26,7 @@ for folder in (ROOT / "_ext", ROOT / "scripts"):
         sys.path.insert(0, str(folder))
 
 import build_exercises  # noqa: E402
+import install_cell  # noqa: E402
 from course_map import CHAPTERS, DATA, ChapterList, chapter_notebooks, load_chapters  # noqa: E402
 
 TOC_HEADER = (f"# Generated from {CHAPTERS} by `make chapters` (scripts/build_chapters.py); "
@@ -66,13 +69,22 @@ def course_map(chapters: ChapterList) -> str:
     return "\n".join(rows)
 
 
-def intro_with_course_map(root: Path, chapters: ChapterList) -> str:
+def release_note(version: str) -> str:
+    """The course map's line naming the release of the package the book is built with."""
+    return (f"This book is built with release {version} of the course's package: a notebook launched on "
+            f"Colab installs exactly that release in its first cell (`pip install "
+            f"{install_cell.DISTRIBUTION}=={version}`); Binder and a clone of the repository use the "
+            "repository's own copy.")
+
+
+def intro_with_course_map(root: Path, chapters: ChapterList, version: str | None = None) -> str:
     text = (root / INTRO).read_text(encoding="utf-8")
     if text.count(MAP_BEGIN) != 1 or text.count(MAP_END) != 1 or text.index(MAP_BEGIN) > text.index(MAP_END):
         raise ValueError(f"{INTRO} must hold the course map between the lines\n{MAP_BEGIN}\nand\n{MAP_END}")
     head, rest = text.split(MAP_BEGIN)
     tail = rest.split(MAP_END)[1]
-    return f"{head}{MAP_BEGIN}\n\n{course_map(chapters)}\n\n{MAP_END}{tail}"
+    version = install_cell.package_version() if version is None else version
+    return f"{head}{MAP_BEGIN}\n\n{course_map(chapters)}\n\n{release_note(version)}\n\n{MAP_END}{tail}"
 
 
 def _cpu_times(root: Path) -> dict:
@@ -86,13 +98,23 @@ def missing_times(root: Path) -> list[str]:
     return [nb for nb in chapter_notebooks(root) if nb not in seconds]
 
 
-def generated(root: Path) -> dict[Path, str]:
-    """Every file generated from the chapter list and the text it should hold."""
+def generated(root: Path, version: str | None = None) -> dict[Path, str]:
+    """Every file generated from the chapter list and the text it should hold.
+
+    ``version`` is the package release the notebooks' install cell and the course map name
+    (default: ``__version__`` of this repository's ``aigc_course``).
+    """
     root = Path(root)
+    version = install_cell.package_version() if version is None else version
     chapters = load_chapters(root)
-    files = {root / "_toc.yml": toc(chapters), root / INTRO: intro_with_course_map(root, chapters)}
+    files = {root / "_toc.yml": toc(chapters), root / INTRO: intro_with_course_map(root, chapters, version)}
     pages = {c.exercises: c.exercises_page for c in chapters.chapters if c.exercises}
-    files.update(build_exercises.outputs(root, pages))
+    # the student notebooks are made from the solutions as they are on disk, so the install cell
+    # is added to them here too (it has no solution markers: both orders give the same notebook)
+    for path, text in build_exercises.outputs(root, pages).items():
+        files[path] = install_cell.with_install_cell(text, version) if path.suffix == ".ipynb" else text
+    for path in install_cell.notebooks(root):
+        files[path] = install_cell.with_install_cell(path.read_text(encoding="utf-8"), version)
     data = _cpu_times(root)
     listed = set(chapter_notebooks(root))
     if (root / DATA).exists() and set(data["seconds"]) - listed:
