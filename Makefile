@@ -9,6 +9,8 @@
 #   make book-student  the book with solutions hidden, into _build/student/_build/html
 #   make notebooks     nbval over every notebook (what an instructor's notebook CI runs)
 #   make grade SUBMISSIONS=... [OUT=...]  grade a class's exercise notebooks (report in OUT)
+#   make wheel         build the sdist and wheel into _build/dist, check them, install the wheel
+#                      into a fresh venv and load every checkpoint (what the release workflow runs)
 # GPU: prefix any target with AIGC_DEVICE=cuda (see README).
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -21,7 +23,7 @@ NOTEBOOK_DIRS := chapters exercises
 # The browser test needs the built book, so `unit` leaves it out and `test` runs it last.
 BROWSER_TEST := $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
-.PHONY: install execute book book-strict book-student chapters exercises test test-browser lint unit notebooks lab grade constraints benchmarks clean
+.PHONY: install execute book book-strict book-student chapters exercises test test-browser lint unit notebooks lab grade constraints benchmarks wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -109,14 +111,22 @@ book-student: install $(CACHE_STAMP)
 	$(BIN)/jupyter-book build . --config _build/student_config.yml --path-output _build/student $(BOOK_FLAGS)
 	@echo "Open _build/student/_build/html/index.html"
 
+# The release as .github/workflows/release.yml makes it, offline: the wheel's venv gets the
+# installed dependencies instead of downloading them (scripts/release.py).
+wheel: install
+	$(BIN)/python scripts/release.py check-version
+	$(BIN)/python scripts/release.py build --outdir _build/dist
+	$(BIN)/python scripts/release.py test-wheel --venv _build/wheel-venv --offline
+
 benchmarks: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # Re-pin the tested set from .venv, keeping the header; torch's local tag (+cpu) is dropped so
-# the same pin also admits CUDA builds of that release.
+# the same pin also admits CUDA builds of that release. setuptools and wheel are pinned too (the
+# release builds with them, without isolation); pip is not.
 constraints: install
 	grep '^#' $(CONSTRAINTS) > $(CONSTRAINTS).new
-	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' >> $(CONSTRAINTS).new
+	$(BIN)/python -m pip freeze --all --exclude pip --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' >> $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean:
