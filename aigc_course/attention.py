@@ -13,9 +13,29 @@ Three implementations share one contract, so they can be swapped and compared:
 * ``torch.nn.functional.scaled_dot_product_attention`` -- PyTorch's fused kernel, the fast
   path :class:`MultiHeadAttention` uses for training (``backend="sdpa"``).
 
-Masks follow PyTorch: a boolean mask is ``True`` where attention is *allowed*; a float mask
-is *added* to the scores (``-inf`` blocks). ``is_causal`` keeps key ``j <= i`` for query
-``i`` (top-left aligned, as in PyTorch).
+The contract, checked once per call by every backend (:func:`attend` picks one):
+
+* **Shapes.** ``q`` is ``(..., T_q, d_k)``, ``k`` is ``(..., T_k, d_k)``, ``v`` is
+  ``(..., T_k, d_v)``, each of rank >= 2, with ``d_k >= 1``; their leading dimensions
+  broadcast together to the batch shape ``(...)``. All three share one floating dtype.
+* **Masks** follow PyTorch: a boolean mask is ``True`` where attention is *allowed*; a
+  floating mask is *added* to the scores (``-inf`` blocks) and is cast to ``q``'s dtype. A
+  mask has rank >= 2 and must broadcast to the scores ``(..., T_q, T_k)`` *without enlarging
+  them* (so ``(T_q, T_k)``, ``(T_q, 1)``, ``(1, T_k)`` or ``(B, 1, 1, T_k)`` work; a mask
+  with more leading entries than the batch is an error, not a bigger output).
+* ``is_causal`` keeps key ``j <= i`` for query ``i`` (top-left aligned, as in PyTorch); with a
+  mask as well, a key must pass both (torch 2.13's SDPA does the same where it accepts the two
+  together, and raises in its other CPU kernels; :func:`attend` combines them itself).
+* **A fully masked row** -- a query whose every key is hidden (by the mask, by ``is_causal``,
+  or because ``T_k = 0``) -- gets an output row of zeros, attention weights of zeros and zero
+  gradients. This is what ``torch.nn.functional.scaled_dot_product_attention`` returns on
+  the CPU in torch 2.13 for boolean and ``-inf`` float masks, with or without ``is_causal``
+  (the tests compare every backend with it); softmax over nothing would otherwise be
+  ``0 / 0 = NaN``. A large *finite* negative bias (``-1e9``) is not a hidden key: such a row
+  is an ordinary softmax.
+* **Values are not scanned**: NaN or inf in ``q``, ``k``, ``v`` or a float mask propagate to
+  the output. Checking them would wait for the device in every training step; the public
+  pipelines check their own inputs once per call instead.
 """
 
 from __future__ import annotations
@@ -32,34 +52,80 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from aigc_course._checks import check_bool, check_int, check_number
+
 BACKENDS = ("sdpa", "manual", "blockwise")
 
 
-def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+def _check_inputs(q, k, v, mask, is_causal) -> None:
+    """The shape rule of the module docstring, for every backend. Shapes and dtypes only: no sync."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            raise ValueError(f"{name} must be a torch.Tensor of shape (..., T, d), got {type(t).__name__}")
         if t.dim() < 2:
             raise ValueError(f"{name} must have shape (..., T, d) with rank >= 2, got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    for name, t in (("k", k), ("v", v)):
+        if t.dtype != q.dtype:
+            raise ValueError(f"{name} must have q's dtype {q.dtype}, got {t.dtype}")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must share the last dim d_k, got {q.shape[-1]} and {k.shape[-1]}")
+    if q.shape[-1] == 0:
+        raise ValueError(f"q and k must have d_k >= 1 features, got shape {tuple(q.shape)}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v must have the same number of keys, got {k.shape[-2]} and {v.shape[-2]}")
+    try:
+        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError as err:
+        raise ValueError(
+            f"the leading (batch) dims of q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} "
+            "must broadcast together"
+        ) from err
+    check_bool(is_causal, "is_causal")
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor):
+        raise ValueError(f"mask must be a bool or float torch.Tensor or None, got {type(mask).__name__}")
+    if mask.dtype != torch.bool and not mask.is_floating_point():
+        raise ValueError(f"mask must be bool (True = keep) or float (additive), got dtype {mask.dtype}")
+    scores = (*batch, q.shape[-2], k.shape[-2])
+    fits = mask.dim() >= 2
+    if fits:
+        try:
+            fits = torch.broadcast_shapes(mask.shape, scores) == torch.Size(scores)
+        except RuntimeError:
+            fits = False
+    if not fits:
+        raise ValueError(
+            f"mask must have rank >= 2 and broadcast to the scores (..., T_q, T_k) = {scores} "
+            f"without enlarging them, got shape {tuple(mask.shape)}"
+        )
 
 
 def causal_mask(t_q: int, t_k: int | None = None, device=None) -> torch.Tensor:
     """Boolean ``(t_q, t_k)`` mask, ``True`` where key ``j <= i`` (top-left aligned)."""
-    t_k = t_q if t_k is None else t_k
+    t_q = check_int(t_q, "t_q", low=0)
+    t_k = t_q if t_k is None else check_int(t_k, "t_k", low=0)
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril()
 
 
 def _as_additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Boolean keep-mask -> additive mask of 0 / -inf; float masks pass through."""
+    """Boolean keep-mask -> additive mask of 0 / -inf; float masks are cast to ``dtype``."""
     if mask.dtype == torch.bool:
         return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
-    if not mask.is_floating_point():
-        raise ValueError(f"mask must be bool (True = keep) or float (additive), got dtype {mask.dtype}")
     return mask.to(dtype)
+
+
+def _hidden_rows(mask: torch.Tensor) -> torch.Tensor:
+    """``True`` for the query rows ``(..., T_q, 1)`` in which ``mask`` hides every key."""
+    if mask.dtype == torch.bool:
+        return ~mask.any(dim=-1, keepdim=True)
+    return torch.isneginf(mask).all(dim=-1, keepdim=True)
+
+
+def _check_dropout(dropout_p) -> float:
+    return check_number(dropout_p, "dropout_p", low=0.0, high=1.0, high_open=True)
 
 
 def scaled_dot_product_attention(
@@ -73,25 +139,26 @@ def scaled_dot_product_attention(
     """``softmax(Q K^T / sqrt(d_k)) V`` (book eq. 3.1.2), returning ``(output, weights)``.
 
     Shapes: ``q`` is ``(..., T_q, d_k)``, ``k`` is ``(..., T_k, d_k)``, ``v`` is
-    ``(..., T_k, d_v)``; ``mask`` broadcasts to ``(..., T_q, T_k)``. Returns the output
-    ``(..., T_q, d_v)`` and the attention weights ``(..., T_q, T_k)`` (rows sum to 1;
-    taken before dropout). ``dropout_p`` drops weights at random, as in training.
+    ``(..., T_k, d_v)``; ``mask`` broadcasts to ``(..., T_q, T_k)`` (module docstring). Returns
+    the output ``(..., T_q, d_v)`` and the attention weights ``(..., T_q, T_k)``, taken before
+    dropout: each row sums to 1, except a fully masked row, which is all zeros (and so is its
+    output row), as in torch's SDPA. ``dropout_p`` in ``[0, 1)`` drops weights at random, as
+    in training.
     """
-    _check_qkv(q, k, v)
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
+    _check_inputs(q, k, v, mask, is_causal)
+    return _manual(q, k, v, mask, is_causal, _check_dropout(dropout_p))
+
+
+def _manual(q, k, v, mask, is_causal: bool, dropout_p: float) -> tuple[torch.Tensor, torch.Tensor]:
     t_q, t_k = q.shape[-2], k.shape[-2]
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., T_q, T_k)
     if is_causal:
         scores = scores.masked_fill(~causal_mask(t_q, t_k, device=q.device), float("-inf"))
     if mask is not None:
-        try:
-            scores = scores + _as_additive(mask, scores.dtype)
-        except RuntimeError as err:
-            raise ValueError(
-                f"mask of shape {tuple(mask.shape)} does not broadcast to scores {tuple(scores.shape)}"
-            ) from err
-    weights = torch.softmax(scores, dim=-1)
+        scores = scores + _as_additive(mask, scores.dtype)
+    # a row with no visible key: softmax would give 0/0; torch's SDPA gives zeros (a "safe" softmax)
+    hidden = torch.isneginf(scores).all(dim=-1, keepdim=True)
+    weights = torch.softmax(scores.masked_fill(hidden, 0.0), dim=-1).masked_fill(hidden, 0.0)
     dropped = F.dropout(weights, p=dropout_p, training=True) if dropout_p > 0 else weights
     return dropped @ v, weights
 
@@ -110,14 +177,17 @@ def blockwise_attention(
     ``acc`` are rescaled by ``exp(m_old - m_new)`` -- the identity that lets softmax be
     computed in one streaming pass (Milakov & Gimelshein 2018; FlashAttention). Peak extra
     memory is ``O(T_q * block_size)`` instead of ``O(T_q * T_k)``.
-    Shapes as in :func:`scaled_dot_product_attention`; returns ``(..., T_q, d_v)``.
+    Shapes and masks as in :func:`scaled_dot_product_attention`; returns ``(..., T_q, d_v)``,
+    with zeros for a fully masked row (its normaliser ``l`` stays 0).
     """
-    _check_qkv(q, k, v)
-    if not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+    _check_inputs(q, k, v, mask, is_causal)
+    return _blockwise(q, k, v, mask, is_causal, check_int(block_size, "block_size", low=1))
+
+
+def _blockwise(q, k, v, mask, is_causal: bool, block_size: int) -> torch.Tensor:
     t_q, t_k = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1])
-    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     m = torch.full((*lead, t_q, 1), float("-inf"), dtype=q.dtype, device=q.device)
     l_sum = torch.zeros((*lead, t_q, 1), dtype=q.dtype, device=q.device)
     acc = torch.zeros((*lead, t_q, v.shape[-1]), dtype=q.dtype, device=q.device)
@@ -139,7 +209,8 @@ def blockwise_attention(
         l_sum = l_sum * correction + p.sum(dim=-1, keepdim=True)
         acc = acc * correction + p @ v[..., start:stop, :]
         m = m_new
-    return acc / l_sum
+    # a fully masked row has acc = 0 and l = 0: divide by 1 there, giving the zeros of torch's SDPA
+    return acc / torch.where(l_sum == 0, torch.ones_like(l_sum), l_sum)
 
 
 def attend(
@@ -154,20 +225,30 @@ def attend(
     """Attention output ``(..., T_q, d_v)`` by the chosen ``backend`` -- one interface, three kernels.
 
     ``"sdpa"`` is PyTorch's fused kernel (the fast path), ``"manual"`` the formula above,
-    ``"blockwise"`` the online-softmax walk (no dropout).
+    ``"blockwise"`` the online-softmax walk (no dropout). All three follow the module's
+    contract, fully masked rows (zeros) included.
     """
-    if backend == "sdpa":
-        _check_qkv(q, k, v)
-        if is_causal and mask is not None:  # torch takes one or the other
-            mask, is_causal = _combine(mask, causal_mask(q.shape[-2], k.shape[-2], device=q.device)), False
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    _check_inputs(q, k, v, mask, is_causal)
+    dropout_p = _check_dropout(dropout_p)
     if backend == "manual":
-        return scaled_dot_product_attention(q, k, v, mask, is_causal, dropout_p)[0]
+        return _manual(q, k, v, mask, is_causal, dropout_p)[0]
     if backend == "blockwise":
         if dropout_p > 0:
-            raise ValueError("the blockwise backend has no attention dropout; use dropout_p=0 or another backend")
-        return blockwise_attention(q, k, v, mask, is_causal)
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+            raise ValueError("dropout_p must be 0 for the blockwise backend (it has no attention dropout); "
+                             f"got {dropout_p}")
+        return _blockwise(q, k, v, mask, is_causal, 128)
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, dropout_p=dropout_p)
+    if mask.is_floating_point():
+        mask = mask.to(q.dtype)  # torch takes a float mask only in q's dtype (or float32)
+    if is_causal:  # one mask holding both (older torch takes one or the other)
+        mask = _combine(mask, causal_mask(q.shape[-2], k.shape[-2], device=q.device))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    # torch 2.13's CPU kernels already give zeros for fully masked rows; setting them here (no
+    # sync: an element-wise fill) keeps every torch version and GPU kernel to the same contract
+    return out.masked_fill(_hidden_rows(mask), 0.0)
 
 
 class _LiveTensorBytes(TorchDispatchMode):
@@ -216,7 +297,9 @@ def _combine(mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """Intersect a user mask (bool or additive) with a boolean keep-mask."""
     if mask.dtype == torch.bool:
         return mask & keep
-    return _as_additive(mask, mask.dtype) + _as_additive(keep, mask.dtype)
+    if not mask.is_floating_point():
+        raise ValueError(f"mask must be bool (True = keep) or float (additive), got dtype {mask.dtype}")
+    return mask + _as_additive(keep, mask.dtype)
 
 
 class KVCache:

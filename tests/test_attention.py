@@ -3,13 +3,27 @@ import torch
 import torch.nn.functional as F
 
 from aigc_course.attention import (
+    BACKENDS,
     KVCache,
     MultiHeadAttention,
+    attend,
     blockwise_attention,
     causal_mask,
     record_attention,
     scaled_dot_product_attention,
 )
+
+
+# Every way the package computes attention; each must match torch's SDPA (the reference).
+def _attend_with(backend):
+    return lambda q, k, v, mask, causal: attend(q, k, v, mask, causal, backend=backend)
+
+
+KERNELS = {
+    "manual": lambda q, k, v, mask, causal: scaled_dot_product_attention(q, k, v, mask, causal)[0],
+    "blockwise": lambda q, k, v, mask, causal: blockwise_attention(q, k, v, mask, causal, block_size=3),
+    **{f"attend-{b}": _attend_with(b) for b in BACKENDS},
+}
 
 
 def qkv(*shape, t_k=None, seed=0):
@@ -170,3 +184,160 @@ def test_dropout_changes_output_only_in_training():
     torch.testing.assert_close(mha(x), mha(x))
     mha.train()
     assert not torch.allclose(mha(x), mha(x))
+
+
+# --------------------------------------------------------------------------- golden tests: every kernel vs torch SDPA
+
+
+def reference(q, k, v, mask, causal):
+    """torch's SDPA; with a mask *and* is_causal, on their intersection (see the next test)."""
+    if mask is not None and causal:
+        mask = mask & causal_mask(q.shape[-2], k.shape[-2]) if mask.dtype == torch.bool else \
+            mask.masked_fill(~causal_mask(q.shape[-2], k.shape[-2]), float("-inf"))
+        causal = False
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float32])
+def test_torch_intersects_mask_and_causal_where_it_takes_both(dtype):
+    """torch 2.13 takes mask and is_causal together only in some CPU kernels (4-D inputs with
+    d_v = d_k; with d_v != d_k it raises). Where it does, a key must pass both: our reference above."""
+    q, k, _ = qkv(2, 3, 5, 8, t_k=7)  # (B, H, T, d): the fused CPU kernel's layout
+    mask = masks(5, 7)["bool" if dtype == torch.bool else "float"]
+    torch.testing.assert_close(F.scaled_dot_product_attention(q, k, k, attn_mask=mask, is_causal=True),
+                               reference(q, k, k, mask, True), atol=1e-6, rtol=1e-6)
+
+
+def masks(t_q, t_k, heads=3):
+    """Masks that hide every key of some rows, as bool and as float, and broadcasting ones."""
+    g = torch.Generator().manual_seed(5)
+    keep = torch.rand(t_q, t_k, generator=g) > 0.5
+    keep[1] = False  # row 1 sees nothing
+    keep[2, -1] = True
+    bias = torch.randn(t_q, t_k, generator=g).masked_fill(~keep, float("-inf"))
+    per_head = torch.rand(heads, t_q, t_k, generator=g) > 0.3
+    per_head[0, :, :] = False  # head 0 sees nothing at all
+    key_padding = torch.ones(2, 1, 1, t_k, dtype=torch.bool)
+    key_padding[1, ..., t_k // 2:] = False
+    return {
+        "bool": keep,
+        "float": bias,
+        "float-all-hidden": torch.full((t_q, t_k), float("-inf")),
+        "per-head": per_head,
+        "key-padding": key_padding,
+        "column": torch.tensor([True, False] * (t_q // 2) + [True] * (t_q % 2))[:, None],
+        "row": keep[1:2] | keep[2:3],
+    }
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("mask_name", list(masks(6, 7)))
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("t_k", [7, 4], ids=["T_k=7", "T_k=4"])
+def test_every_kernel_matches_torch_sdpa(kernel, mask_name, causal, t_k):
+    q, k, v = qkv(2, 3, 6, 8, t_k=t_k)
+    mask = masks(6, t_k)[mask_name]
+    out = KERNELS[kernel](q, k, v, mask, causal)
+    ref = reference(q, k, v, mask, causal)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_fully_masked_rows_give_zeros_and_zero_gradients_like_torch(kernel):
+    q, k, v = qkv(2, 5, 8, t_k=6)
+    mask = torch.ones(5, 6, dtype=torch.bool)
+    mask[0] = False  # with is_causal, row 0 keeps key 0 only; the mask hides it
+    mask[3, :4] = False
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    out = KERNELS[kernel](*leaves, mask, True)
+    assert torch.all(out[..., 0, :] == 0)
+    out.square().sum().backward()
+    ref_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    ref = reference(*ref_leaves, mask, True)
+    ref.square().sum().backward()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    for ours, theirs in zip(leaves, ref_leaves, strict=True):
+        assert torch.isfinite(ours.grad).all()
+        torch.testing.assert_close(ours.grad, theirs.grad, atol=1e-5, rtol=1e-5)
+    assert torch.all(leaves[0].grad[..., 0, :] == 0)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_no_keys_at_all_gives_zeros_like_torch(kernel):
+    q, k, v = qkv(2, 4, 8, t_k=0)
+    torch.testing.assert_close(KERNELS[kernel](q, k, v, None, False), reference(q, k, v, None, False))
+    assert torch.all(KERNELS[kernel](q, k, v, None, False) == 0)
+
+
+def test_fully_masked_weights_are_zero_rows():
+    q, k, v = qkv(4, 8)
+    mask = torch.ones(4, 4, dtype=torch.bool)
+    mask[2] = False
+    _, w = scaled_dot_product_attention(q, k, v, mask=mask)
+    assert torch.all(w[2] == 0)
+    torch.testing.assert_close(w[[0, 1, 3]].sum(-1), torch.ones(3))
+
+
+def test_large_finite_bias_is_not_a_hidden_key():
+    q, k, v = qkv(3, 8)
+    bias = torch.zeros(3, 3)
+    bias[1] = -1e9  # every key equally penalised: an ordinary softmax, not a masked row
+    for kernel in KERNELS.values():
+        out = kernel(q, k, v, bias, False)
+        torch.testing.assert_close(out, reference(q, k, v, bias, False), atol=1e-5, rtol=1e-5)
+        assert out[1].abs().sum() > 0
+
+
+def test_float_mask_is_cast_to_the_query_dtype_by_every_kernel():
+    q, k, v = (t.double() for t in qkv(2, 5, 8))
+    bias = torch.randn(5, 5, generator=torch.Generator().manual_seed(6))  # float32 bias, float64 q
+    ref = reference(q, k, v, bias.double(), False)
+    for kernel in KERNELS.values():
+        torch.testing.assert_close(kernel(q, k, v, bias, False), ref)
+
+
+# One shape rule for every kernel: the same masks are rejected everywhere, with the same message.
+BAD_MASKS = {
+    "wrong T_k": torch.ones(5, 4, dtype=torch.bool),
+    "wrong T_q": torch.ones(4, 5, dtype=torch.bool),
+    "rank 1": torch.ones(5, dtype=torch.bool),
+    "bigger batch": torch.ones(3, 2, 5, 5, dtype=torch.bool),
+    "more dims than the scores": torch.ones(1, 1, 2, 5, 5, dtype=torch.bool),
+    "int dtype": torch.ones(5, 5, dtype=torch.long),
+}
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("bad", BAD_MASKS)
+def test_every_kernel_rejects_the_same_bad_masks(kernel, bad):
+    q, k, v = qkv(2, 5, 8)
+    with pytest.raises(ValueError, match=r"^mask must"):
+        KERNELS[kernel](q, k, v, BAD_MASKS[bad], False)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_every_kernel_accepts_broadcasting_batches_like_torch(kernel):
+    g = torch.Generator().manual_seed(7)
+    q = torch.randn(2, 1, 5, 8, generator=g)
+    k = torch.randn(1, 3, 6, 8, generator=g)
+    v = torch.randn(1, 3, 6, 4, generator=g)
+    out = KERNELS[kernel](q, k, v, None, True)
+    assert out.shape == (2, 3, 5, 4)
+    torch.testing.assert_close(out, reference(q, k, v, None, True), atol=1e-5, rtol=1e-5)
+
+
+def test_mha_forward_does_not_synchronise(monkeypatch):
+    """The training hot path checks shapes only: no .item(), bool() or .tolist() on a tensor."""
+    mha = MultiHeadAttention(16, 2)
+    x = torch.randn(2, 5, 16)
+    mask = torch.ones(5, 5, dtype=torch.bool)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a host-synchronising call on the hot path")
+
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, name, forbidden)
+    for backend in BACKENDS:
+        mha.backend = backend
+        mha(x, mask=mask, is_causal=True).sum()
