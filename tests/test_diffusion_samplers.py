@@ -151,7 +151,7 @@ def test_ddim_eta0_is_deterministic_given_the_start():
 def test_bad_input_raises_clear_errors():
     model = MLPDenoiser(hidden=16, num_blocks=1).eval()
     schedule = NoiseSchedule("linear", 100)
-    with pytest.raises(ValueError, match="unknown sampler"):
+    with pytest.raises(ValueError, match=r"sampler must be one of \('ddpm', 'ddim'\)"):
         sample(model, schedule, (2, 2), sampler="euler")
     with pytest.raises(ValueError, match="num_inference_steps"):
         sample(model, schedule, (2, 2), num_inference_steps=101)
@@ -185,3 +185,47 @@ def test_clipped_steps_match_diffusers_clip_sample(cls):
         torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
     with pytest.raises(ValueError, match="clip_sample"):
         ddim_step(schedule, eps, 10, x, 5, clip_sample=0.0)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), -1.0, True, "2"])
+def test_guidance_scale_must_be_finite_and_non_negative(bad):
+    # inf passed the old ">= 0" check and gave NaN images
+    eps = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number >= 0"):
+        classifier_free_guidance(eps, eps, bad)
+    model = MLPDenoiser(hidden=16, num_blocks=1).eval()
+    with pytest.raises(ValueError, match="guidance_scale"):
+        sample(model, NoiseSchedule("linear", 100), (2, 2), guidance_scale=bad)
+
+
+@pytest.mark.parametrize("option,bad", [("eta", float("nan")), ("eta", float("inf")), ("eta", True),
+                                        ("clip_sample", float("nan")), ("clip_sample", float("inf")),
+                                        ("clip_sample", -1.0), ("num_inference_steps", 2.0),
+                                        ("num_inference_steps", True), ("sampler", None)])
+def test_sample_checks_every_option_before_any_work(option, bad):
+    model = MLPDenoiser(hidden=16, num_blocks=1).eval()
+    with pytest.raises(ValueError, match=option):
+        sample(model, NoiseSchedule("linear", 100), (2, 2), **{option: bad})
+
+
+def test_sample_rejects_float_labels_instead_of_truncating_them():
+    from aigc_course.diffusion import DigitUNet
+
+    model = DigitUNet(channels=(8, 16), emb_dim=16, num_heads=2).eval()
+    with pytest.raises(ValueError, match="labels must be integer"):
+        sample(model, NoiseSchedule("linear", 100), (2, 1, 8, 8), labels=[1.7, 2.2], null_label=10)
+    with pytest.raises(ValueError, match=r"shape\[0\]"):
+        sample(model, NoiseSchedule("linear", 100), (0, 1, 8, 8))
+
+
+def test_steps_check_shapes_but_do_not_scan_values():
+    schedule = NoiseSchedule("linear", 100)
+    with pytest.raises(ValueError, match="eps must have the shape of x"):
+        ddpm_step(schedule, torch.zeros(2, 3), 50, torch.zeros(2, 2), 49, torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="noise must be a tensor of the shape of x"):
+        ddim_step(schedule, torch.zeros(2, 2), 50, torch.zeros(2, 2), 40, 1.0, torch.zeros(3))
+    with pytest.raises(ValueError, match="prev_t"):
+        ddim_step(schedule, torch.zeros(2, 2), 50, torch.zeros(2, 2), 50)
+    # a per-step function propagates NaN rather than synchronising to look for it
+    x = torch.full((2, 2), float("nan"))
+    assert torch.isnan(ddim_step(schedule, torch.zeros(2, 2), 50, x, 40)).all()

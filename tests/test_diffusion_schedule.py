@@ -111,7 +111,7 @@ def test_signal_to_noise_falls_with_t():
 
 
 def test_bad_input_raises_clear_errors():
-    with pytest.raises(ValueError, match="unknown schedule"):
+    with pytest.raises(ValueError, match=r"name must be one of \('linear', 'cosine'\)"):
         beta_schedule("quadratic", 1000)
     with pytest.raises(ValueError, match="timesteps"):
         beta_schedule("linear", 0)
@@ -127,3 +127,35 @@ def test_bad_input_raises_clear_errors():
         s.q_sample(x, 3, torch.zeros(3))
     with pytest.raises(ValueError, match="prev_t"):
         s.posterior(x, x, 5, prev_t=5)
+
+
+@pytest.mark.parametrize("timesteps", [2, 10, 20])
+def test_linear_schedule_with_too_few_steps_raises_instead_of_giving_nan(timesteps):
+    # the last linear beta is 20 / T: T <= 20 takes a square root of 1 - beta <= 0
+    with pytest.raises(ValueError, match=rf"timesteps={timesteps} in torch.float32 has betas .* outside \(0, 1\).*timesteps >= 21"):
+        beta_schedule("linear", timesteps)
+    with pytest.raises(ValueError, match="outside"):
+        NoiseSchedule("linear", timesteps)
+
+
+@pytest.mark.parametrize("name,timesteps", [("linear", 1), ("linear", 21), ("cosine", 1), ("cosine", 2), ("cosine", 5)])
+def test_every_accepted_schedule_is_finite_and_in_range(name, timesteps):
+    s = NoiseSchedule(name, timesteps)
+    assert ((s.betas > 0) & (s.betas < 1)).all()
+    assert ((s.alphas_cumprod > 0) & (s.alphas_cumprod < 1)).all()
+    x0, noise = torch.ones(3, 2), torch.ones(3, 2)
+    assert torch.isfinite(s.q_sample(x0, timesteps - 1, noise)).all()
+    assert torch.isfinite(s.predict_x0(x0, timesteps - 1, noise)).all()
+
+
+def test_alpha_bar_underflow_in_a_narrow_dtype_raises():
+    with pytest.raises(ValueError, match="underflows"):
+        NoiseSchedule("cosine", 1000, dtype=torch.float16)
+    with pytest.raises(ValueError, match="dtype"):
+        NoiseSchedule("linear", 100, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("bad", [True, 2.0, "100", None, -5])
+def test_timesteps_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="timesteps must be a positive int"):
+        beta_schedule("cosine", bad)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from aigc_course._checks import check_bool, check_choice, check_int, check_number
 from aigc_course.diffusion.models import DigitUNet, MLPDenoiser
 from aigc_course.diffusion.samplers import SAMPLERS, sample
 from aigc_course.diffusion.schedule import NoiseSchedule
@@ -22,19 +23,15 @@ from aigc_course.runtime import make_generator
 
 
 def _check_sampling_args(sampler: str, num_inference_steps: int, timesteps: int, eta: float, guidance_scale: float):
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool):
-        raise ValueError(f"num_inference_steps must be an int, got {num_inference_steps!r}")
-    if not 1 <= num_inference_steps <= timesteps:
-        raise ValueError(
-            f"num_inference_steps must be between 1 and the model's {timesteps} training timesteps, "
-            f"got {num_inference_steps}"
-        )
-    if not eta >= 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
-    if not guidance_scale >= 0:
-        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+    """Every option once per call, before any work: finite numbers in range, bool is not a number."""
+    check_choice(sampler, "sampler", SAMPLERS)
+    check_int(num_inference_steps, "num_inference_steps", low=1, high=timesteps)  # at most the training steps
+    check_number(eta, "eta", low=0.0)
+    check_number(guidance_scale, "guidance_scale", low=0.0)
+
+
+def _is_integer(t: torch.Tensor) -> bool:
+    return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
 
 
 class DigitsDDPMPipeline:
@@ -69,14 +66,16 @@ class DigitsDDPMPipeline:
 
     def _labels(self, labels, num_images: int | None) -> tuple[torch.Tensor | None, int]:
         if labels is None:
-            n = 16 if num_images is None else num_images
-            if not isinstance(n, int) or n < 1:
-                raise ValueError(f"num_images must be a positive int, got {num_images!r}")
-            return None, n
-        labels = torch.as_tensor(labels)
+            return None, 16 if num_images is None else check_int(num_images, "num_images", low=1)
+        if num_images is not None:
+            raise ValueError(f"num_images must be None when labels are given (one image per label), got {num_images!r}")
+        try:
+            labels = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"labels must be an int or a 1-D sequence of ints, got {labels!r:.60}") from err
         if labels.ndim == 0:
             labels = labels.reshape(1)
-        if labels.ndim != 1 or labels.is_floating_point() or len(labels) == 0:
+        if labels.ndim != 1 or not _is_integer(labels) or len(labels) == 0:
             raise ValueError(f"labels must be a non-empty 1-D sequence of ints, got {labels.dtype} {tuple(labels.shape)}")
         labels = self.model.check_labels(labels, len(labels), allow_null=False)
         return labels, len(labels)
@@ -109,6 +108,9 @@ class DigitsDDPMPipeline:
         images ``(S+1, N, 1, 8, 8)``.
         """
         _check_sampling_args(sampler, num_inference_steps, self.schedule.timesteps, eta, guidance_scale)
+        for name, flag in (("clip_sample", clip_sample), ("return_trajectory", return_trajectory),
+                           ("progress", progress)):
+            check_bool(flag, name)
         labels, n = self._labels(labels, num_images)
         out = sample(
             self.model, self.schedule, (n, 1, 8, 8),
@@ -162,8 +164,8 @@ class Diffusion2DPipeline:
 
         An int ``seed`` repeats the points exactly; ``None`` draws from torch's global RNG.
         """
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = check_int(n, "n", low=1)
+        check_bool(return_trajectory, "return_trajectory")
         steps = self.schedule.timesteps if num_inference_steps is None else num_inference_steps
         _check_sampling_args(sampler, steps, self.schedule.timesteps, eta, 1.0)
         return sample(

@@ -13,6 +13,11 @@ to an earlier ``prev_t`` (``-1`` means clean data):
 
 The steps equal diffusers' ``DDPMScheduler.step`` and ``DDIMScheduler.step`` (with and without
 ``clip_sample``) and :func:`inference_timesteps` its ``"leading"`` spacing; the tests check both.
+
+Options are checked on every call (finite numbers in range; ``bool`` is not a number). The
+step functions run once per denoising step, so they check shapes but do not scan tensor
+values: NaN in ``x`` or ``eps`` propagates. :func:`sample` draws its own noise and checks
+its options once per call.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from aigc_course._checks import check_choice, check_int, check_number, check_tensor
 from aigc_course.diffusion.schedule import NoiseSchedule
 
 SAMPLERS = ("ddpm", "ddim")
@@ -27,23 +33,30 @@ SAMPLERS = ("ddpm", "ddim")
 
 def inference_timesteps(num_train_timesteps: int, num_inference_steps: int) -> torch.Tensor:
     """Diffusers' ``"leading"`` spacing: ``[0, r, 2r, ...]`` reversed, ``r = T // n``. ``(n,)`` long."""
-    if not isinstance(num_inference_steps, int) or isinstance(num_inference_steps, bool):
-        raise ValueError(f"num_inference_steps must be an int, got {num_inference_steps!r}")
-    if not 1 <= num_inference_steps <= num_train_timesteps:
-        raise ValueError(
-            f"num_inference_steps must be between 1 and the {num_train_timesteps} training "
-            f"timesteps, got {num_inference_steps}"
-        )
+    num_train_timesteps = check_int(num_train_timesteps, "num_train_timesteps", low=1)
+    num_inference_steps = check_int(num_inference_steps, "num_inference_steps", low=1, high=num_train_timesteps)
     ratio = num_train_timesteps // num_inference_steps
     return (torch.arange(num_inference_steps) * ratio).flip(0)
 
 
+def _check_clip(clip_sample: float | None) -> float | None:
+    return check_number(clip_sample, "clip_sample", low=0, low_open=True, none_ok=True)
+
+
+def _check_step(eps: torch.Tensor, x: torch.Tensor, noise: torch.Tensor | None) -> None:
+    """Shapes only (a step runs once per denoising step: no value scans)."""
+    check_tensor(x, "x", floating=True)
+    check_tensor(eps, "eps", floating=True)
+    if eps.shape != x.shape:
+        raise ValueError(f"eps must have the shape of x {tuple(x.shape)}, got {tuple(eps.shape)}")
+    if noise is not None and (not isinstance(noise, torch.Tensor) or noise.shape != x.shape):
+        got = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
+        raise ValueError(f"noise must be a tensor of the shape of x {tuple(x.shape)}, got {got}")
+
+
 def _clip(x0_hat: torch.Tensor, clip_sample: float | None) -> torch.Tensor:
-    if clip_sample is None:
-        return x0_hat
-    if not clip_sample > 0:
-        raise ValueError(f"clip_sample must be a positive range or None, got {clip_sample}")
-    return x0_hat.clamp(-clip_sample, clip_sample)
+    clip_sample = _check_clip(clip_sample)
+    return x0_hat if clip_sample is None else x0_hat.clamp(-clip_sample, clip_sample)
 
 
 def ddpm_step(
@@ -61,9 +74,11 @@ def ddpm_step(
     (the last step adds no noise). ``clip_sample = c`` clamps :math:`\\hat x_0` to ``[-c, c]``
     first (diffusers' ``clip_sample``), for data known to lie in that range.
     """
-    prev_t = int(t) - 1 if prev_t is None else max(int(prev_t), -1)  # below 0 means clean data
-    x0_hat = _clip(schedule.predict_x0(x, int(t), eps), clip_sample)
-    mean, variance = schedule.posterior(x0_hat, x, int(t), prev_t)
+    _check_step(eps, x, noise)
+    t = int(schedule.check_timesteps(t))
+    prev_t = t - 1 if prev_t is None else max(check_int(prev_t, "prev_t"), -1)  # below 0 means clean data
+    x0_hat = _clip(schedule.predict_x0(x, t, eps), clip_sample)
+    mean, variance = schedule.posterior(x0_hat, x, t, prev_t)
     if prev_t < 0:
         return mean
     if noise is None:
@@ -87,11 +102,14 @@ def ddim_step(
     :math:`\\sigma = \\eta\\sqrt{(1-\\bar\\alpha_{t'})/(1-\\bar\\alpha_t)\\,(1-\\bar\\alpha_t/\\bar\\alpha_{t'})}`.
     ``clip_sample`` clamps :math:`\\hat x_0` only (the direction keeps :math:`\\hat\\varepsilon`), as diffusers does.
     """
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    eta = check_number(eta, "eta", low=0.0)
+    _check_step(eps, x, noise)
     t = int(schedule.check_timesteps(t))
+    prev_t = max(check_int(prev_t, "prev_t"), -1)  # below 0 means clean data
+    if prev_t >= t:
+        raise ValueError(f"prev_t must be in [-1, t) = [-1, {t}), got {prev_t}")
     ab_t = schedule.alphas_cumprod[t]
-    ab_prev = schedule.alpha_bar(max(int(prev_t), -1))  # below 0 means clean data
+    ab_prev = schedule.alpha_bar(prev_t)
     x0_hat = _clip(schedule.predict_x0(x, t, eps), clip_sample)
     variance = (1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)
     sigma = eta * variance.sqrt()
@@ -107,9 +125,16 @@ def ddim_step(
 def classifier_free_guidance(
     eps_uncond: torch.Tensor, eps_cond: torch.Tensor, guidance_scale: float
 ) -> torch.Tensor:
-    """:math:`\\varepsilon_u + s(\\varepsilon_c-\\varepsilon_u)` (eq. 4.4.12); ``s = 1`` gives ``eps_cond``."""
-    if guidance_scale < 0:
-        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+    """:math:`\\varepsilon_u + s(\\varepsilon_c-\\varepsilon_u)` (eq. 4.4.12); ``s = 1`` gives ``eps_cond``.
+
+    ``guidance_scale`` is a finite number >= 0; the two predictions have the same shape.
+    """
+    guidance_scale = check_number(guidance_scale, "guidance_scale", low=0.0)
+    check_tensor(eps_uncond, "eps_uncond", floating=True)
+    check_tensor(eps_cond, "eps_cond", floating=True)
+    if eps_cond.shape != eps_uncond.shape:
+        raise ValueError(f"eps_cond must have the shape of eps_uncond {tuple(eps_uncond.shape)}, "
+                         f"got {tuple(eps_cond.shape)}")
     return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
 
 
@@ -126,6 +151,8 @@ def predict_noise(
     With ``labels`` and ``guidance_scale != 1`` the conditional and the null-label
     (unconditional) passes run as one batch of ``2B``.
     """
+    check_tensor(x, "x", floating=True)
+    guidance_scale = check_number(guidance_scale, "guidance_scale", low=0.0)
     t_batch = torch.full((len(x),), int(t), device=x.device, dtype=torch.long)
     if labels is None or guidance_scale == 1.0:
         return model(x, t_batch, labels)
@@ -161,20 +188,25 @@ def sample(
     samplers; ``clip_sample`` clamps each step's :math:`\\hat x_0`. All noise is drawn on the
     CPU from ``generator``, so a seed gives the same samples on every device. Returns ``x_0`` ``(B, ...)``, or ``(x_0, trajectory)`` with
     ``trajectory`` ``(S+1, B, ...)`` on the CPU when ``return_trajectory`` is set.
+    Every option is checked here, once; ``labels`` must be ``B`` integer class ids.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
-    if guidance_scale < 0:
-        raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    check_choice(sampler, "sampler", SAMPLERS)
+    guidance_scale = check_number(guidance_scale, "guidance_scale", low=0.0)
+    eta = check_number(eta, "eta", low=0.0)
+    _check_clip(clip_sample)
+    if not isinstance(shape, (tuple, list, torch.Size)) or not shape:
+        raise ValueError(f"shape must be a non-empty tuple of positive ints (B, ...), got {shape!r}")
+    shape = tuple(check_int(n, f"shape[{i}]", low=1) for i, n in enumerate(shape))
     steps = schedule.timesteps if num_inference_steps is None else num_inference_steps
     timesteps = inference_timesteps(schedule.timesteps, steps).tolist()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     if labels is not None:
-        labels = torch.as_tensor(labels, dtype=torch.long).to(device)
+        labels = torch.as_tensor(labels)
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
         if labels.shape != (shape[0],):
             raise ValueError(f"labels must have shape ({shape[0]},), got {tuple(labels.shape)}")
+        labels = labels.long().to(device)
 
     def randn() -> torch.Tensor:
         return torch.randn(shape, generator=generator).to(device)

@@ -19,33 +19,52 @@ import math
 
 import torch
 
+from aigc_course._checks import check_choice, check_int, check_tensor
+
 SCHEDULES = ("linear", "cosine")
 
 
 def beta_schedule(name: str, timesteps: int) -> torch.Tensor:
-    """The per-step variances ``(T,)`` (float32) of schedule ``name``.
+    """The per-step variances ``(T,)`` (float32) of schedule ``name``, each in ``(0, 1)``.
 
     * ``"linear"``: DDPM's :math:`\\beta` from 1e-4 to 0.02 (diffusers' ``linear``), scaled by
-      ``1000 / T`` so that other ``T`` keep the same total noise.
+      ``1000 / T`` so that other ``T`` keep the same total noise. The last beta is
+      ``20 / T``, so this schedule needs ``T >= 21`` (or ``T = 1``); fewer steps raise
+      ``ValueError`` instead of giving NaN samples.
     * ``"cosine"``: improved DDPM's :math:`\\bar\\alpha(t)=\\cos^2(\\frac{t/T+s}{1+s}\\frac\\pi2)`,
-      ``s = 0.008``, with :math:`\\beta \\le 0.999` (diffusers' ``squaredcos_cap_v2``).
+      ``s = 0.008``, with :math:`\\beta \\le 0.999` (diffusers' ``squaredcos_cap_v2``); any ``T >= 1``.
     """
-    if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1:
-        raise ValueError(f"timesteps must be a positive int, got {timesteps!r}")
+    check_choice(name, "name", SCHEDULES)
+    timesteps = check_int(timesteps, "timesteps", low=1)
     if name == "linear":
         scale = 1000 / timesteps
-        return torch.linspace(1e-4 * scale, 0.02 * scale, timesteps, dtype=torch.float32)
-    if name == "cosine":
+        betas = torch.linspace(1e-4 * scale, 0.02 * scale, timesteps, dtype=torch.float32)
+    else:
 
         def alpha_bar(u: float) -> float:
             return math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
 
-        betas = [
-            min(1 - alpha_bar((i + 1) / timesteps) / alpha_bar(i / timesteps), 0.999)
-            for i in range(timesteps)
-        ]
-        return torch.tensor(betas, dtype=torch.float32)
-    raise ValueError(f"unknown schedule name {name!r}; expected one of {SCHEDULES}")
+        betas = torch.tensor(
+            [min(1 - alpha_bar((i + 1) / timesteps) / alpha_bar(i / timesteps), 0.999) for i in range(timesteps)],
+            dtype=torch.float32,
+        )
+    _check_betas(betas, name, timesteps)
+    return betas
+
+
+def _check_betas(betas: torch.Tensor, name: str, timesteps: int) -> None:
+    """Every beta in (0, 1), so every alpha and alpha-bar is in (0, 1): no NaN from a square root."""
+    low, high = float(betas.min()), float(betas.max())
+    if not (0.0 < low and high < 1.0):
+        hint = " (the linear schedule needs timesteps >= 21; or use 'cosine')" if name == "linear" else ""
+        raise ValueError(
+            f"the {name!r} schedule with timesteps={timesteps} in {betas.dtype} has betas from {low:.4g} to "
+            f"{high:.4g}, outside (0, 1): the forward process would take the square root of a negative number{hint}"
+        )
+
+
+def _shape_of(value) -> object:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 class NoiseSchedule:
@@ -55,13 +74,21 @@ class NoiseSchedule:
     (all ``(T,)``, on the CPU; methods move them to the data's device). The default float32
     reproduces diffusers bit for bit; ``dtype=torch.float64`` avoids the cancellation in
     :math:`1-\bar\alpha_t/\bar\alpha_{t-1}` when checking the math to many digits.
+    Raises ``ValueError`` for a schedule whose betas leave ``(0, 1)`` or whose
+    :math:`\bar\alpha_t` underflows to 0 in ``dtype``.
     """
 
     def __init__(self, name: str = "linear", timesteps: int = 1000, dtype: torch.dtype = torch.float32):
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         self.name = name
         self.betas = beta_schedule(name, timesteps).to(dtype)
+        _check_betas(self.betas, name, timesteps)  # again: a narrow dtype can round a beta to 0 or 1
         self.alphas = 1.0 - self.betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        if not float(self.alphas_cumprod[-1]) > 0:
+            raise ValueError(f"timesteps={timesteps} is too many for the {name!r} schedule in {dtype}: "
+                             "alpha-bar underflows to 0 and x0 could not be recovered")
 
     @property
     def timesteps(self) -> int:
@@ -88,7 +115,10 @@ class NoiseSchedule:
 
     def alpha_bar(self, t, like: torch.Tensor | None = None) -> torch.Tensor:
         """:math:`\\bar\\alpha_t` for timesteps ``t``; ``t = -1`` means "before step 0" (1.0)."""
-        t = torch.as_tensor(t).long()
+        t = torch.as_tensor(t)
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"t must hold integer timesteps, got dtype {t.dtype}")
+        t = t.long()
         if t.numel() and (int(t.min()) < -1 or int(t.max()) >= self.timesteps):
             raise ValueError(f"t must lie in [-1, {self.timesteps - 1}], got {t.tolist()}")
         padded = torch.cat([torch.ones(1, dtype=self.alphas_cumprod.dtype), self.alphas_cumprod])
@@ -118,8 +148,9 @@ class NoiseSchedule:
         ``x0`` and ``noise`` are ``(B, ...)``; ``t`` is an int or ``(B,)`` long tensor.
         Equals diffusers' ``DDPMScheduler.add_noise``.
         """
-        if noise.shape != x0.shape:
-            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
+        check_tensor(x0, "x0", floating=True)
+        if not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
+            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {_shape_of(noise)}")
         t = self.check_timesteps(t)
         if t.ndim == 1 and len(t) != len(x0):
             raise ValueError(f"t must be a scalar or have one entry per item ({len(x0)}), got {len(t)}")
@@ -129,6 +160,10 @@ class NoiseSchedule:
     def q_step(self, x_prev: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
         """One forward step :math:`x_t = \\sqrt{1-\\beta_t}x_{t-1} + \\sqrt{\\beta_t}\\varepsilon` (eq. 4.4.1)."""
         t = int(self.check_timesteps(t))
+        check_tensor(x_prev, "x_prev", floating=True)
+        if not isinstance(noise, torch.Tensor) or noise.shape != x_prev.shape:
+            raise ValueError(f"noise must be a tensor of the shape of x_prev {tuple(x_prev.shape)}, "
+                             f"got {_shape_of(noise)}")
         beta = self.betas[t].to(x_prev.device, x_prev.dtype)
         return (1 - beta).sqrt() * x_prev + beta.sqrt() * noise
 
@@ -142,7 +177,11 @@ class NoiseSchedule:
         ``prev_t = -1`` means the clean data (:math:`\\bar\\alpha = 1`).
         """
         t = int(self.check_timesteps(t))
-        prev_t = t - 1 if prev_t is None else int(prev_t)
+        check_tensor(x0, "x0", floating=True)
+        check_tensor(xt, "xt", floating=True)
+        if x0.shape != xt.shape:
+            raise ValueError(f"xt must have the shape of x0 {tuple(x0.shape)}, got {tuple(xt.shape)}")
+        prev_t = t - 1 if prev_t is None else check_int(prev_t, "prev_t")
         if not -1 <= prev_t < t:
             raise ValueError(f"prev_t must be in [-1, t) = [-1, {t}), got {prev_t}")
         ab_t = self.alphas_cumprod[t]
@@ -157,5 +196,8 @@ class NoiseSchedule:
 
     def predict_x0(self, xt: torch.Tensor, t, eps: torch.Tensor) -> torch.Tensor:
         """Invert eq. 4.4.2: :math:`\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_t}`."""
+        check_tensor(xt, "xt", floating=True)
+        if not isinstance(eps, torch.Tensor) or eps.shape != xt.shape:
+            raise ValueError(f"eps must be a tensor of the shape of xt {tuple(xt.shape)}, got {_shape_of(eps)}")
         ab = self._expand(self.alphas_cumprod[self.check_timesteps(t).cpu()], xt)
         return (xt - (1 - ab).sqrt() * eps) / ab.sqrt()
