@@ -21,6 +21,11 @@ Likelihoods (all log-probabilities are in nats, summed over dimensions):
   distribution over the 17 levels, and log p(x) is directly comparable with any other discrete
   model over the same 17 levels (e.g. an autoregressive pixel model).
 * ``"categorical"`` (8x8 digits): a free 17-way categorical per pixel; also discrete.
+
+Public methods check their inputs once per call: data ``x`` must be finite and (for digits) on
+the 17-level grid, a latent ``z`` must be finite -- a NaN code would decode to a NaN image.
+The training loss (:func:`vae_loss_fn`) checks its data once, when training starts, not in
+every step.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_course._checks import check_bool, check_finite, check_int, check_number, check_tensor
 from aigc_course.pretrained import capture_config
 from aigc_course.runtime import make_generator
 
@@ -51,6 +57,8 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
     The randomness is in eps only, so z is a differentiable function of (mu, logvar).
     Pass ``eps`` (same shape as ``mu``) to use given noise instead of drawing it.
     """
+    check_tensor(mu, "mu", floating=True)
+    check_tensor(logvar, "logvar", floating=True)
     if mu.shape != logvar.shape:
         raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} "
                          f"and {tuple(logvar.shape)}")
@@ -58,8 +66,9 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
         # draw where the generator lives: a CPU generator then gives the same eps on any device
         draw_on = generator.device if generator is not None else mu.device
         eps = torch.randn(mu.shape, generator=generator, device=draw_on, dtype=mu.dtype).to(mu.device)
-    elif eps.shape != mu.shape:
-        raise ValueError(f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}")
+    elif not isinstance(eps, torch.Tensor) or eps.shape != mu.shape:
+        got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+        raise ValueError(f"eps must be a tensor of the shape of mu {tuple(mu.shape)}, got {got}")
     return mu + torch.exp(0.5 * logvar) * eps
 
 
@@ -70,13 +79,26 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, mu_p: torch.Tensor | Non
     ``mu, logvar``: ``(..., D)``; the prior defaults to N(0, I). Returns ``(...)``, in nats:
     1/2 sum_d [logvar_p - logvar + (e^logvar + (mu - mu_p)^2) / e^logvar_p - 1].
     """
+    check_tensor(mu, "mu", floating=True)
+    check_tensor(logvar, "logvar", floating=True)
     if mu.shape != logvar.shape:
         raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} "
                          f"and {tuple(logvar.shape)}")
     mu_p = torch.zeros_like(mu) if mu_p is None else mu_p
     logvar_p = torch.zeros_like(logvar) if logvar_p is None else logvar_p
+    for name, t in (("mu_p", mu_p), ("logvar_p", logvar_p)):
+        if not isinstance(t, torch.Tensor) or not _broadcasts_to(t.shape, mu.shape):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a tensor broadcastable to mu's shape {tuple(mu.shape)}, got {got}")
     terms = logvar_p - logvar + (logvar.exp() + (mu - mu_p) ** 2) / logvar_p.exp() - 1.0
     return 0.5 * terms.sum(-1)
+
+
+def _broadcasts_to(shape, target) -> bool:
+    try:
+        return torch.broadcast_shapes(shape, target) == target
+    except RuntimeError:
+        return False
 
 
 def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -87,6 +109,7 @@ def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -
 def iw_bound(log_weights: torch.Tensor) -> torch.Tensor:
     """The importance-weighted bound from log weights ``(K, B)`` -> ``(B,)`` (eq. 4.3.6):
     log (1/K) sum_k w_k = logsumexp_k log w_k - log K, computed without overflow."""
+    check_tensor(log_weights, "log_weights", floating=True)
     if log_weights.dim() < 1 or log_weights.shape[0] < 1:
         raise ValueError(f"log_weights must have shape (K, ...) with K >= 1, got {tuple(log_weights.shape)}")
     return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
@@ -94,6 +117,7 @@ def iw_bound(log_weights: torch.Tensor) -> torch.Tensor:
 
 def binomial_log_prob(k: torch.Tensor, logits: torch.Tensor, n: int = LEVELS) -> torch.Tensor:
     """log Binomial(k; n, sigmoid(logits)) elementwise (no sum); k integer-valued floats."""
+    n = check_int(n, "n", low=1)
     log_choose = math.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
     return log_choose + k * F.logsigmoid(logits) + (n - k) * F.logsigmoid(-logits)
 
@@ -123,9 +147,7 @@ class VAE(nn.Module):
         if likelihood not in LIKELIHOODS[data]:
             raise ValueError(f"likelihood for data={data!r} must be one of {LIKELIHOODS[data]}, "
                              f"got {likelihood!r}")
-        for arg, value in (("latent_dim", latent_dim), ("hidden", hidden)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{arg} must be a positive int, got {value!r}")
+        latent_dim, hidden = check_int(latent_dim, "latent_dim", low=1), check_int(hidden, "hidden", low=1)
         self.data, self.likelihood = data, likelihood
         self.latent_dim, self.hidden = latent_dim, hidden
         self.x_dim = 2 if data == "2d" else 64
@@ -138,15 +160,17 @@ class VAE(nn.Module):
     def data_shape(self) -> tuple[int, ...]:
         return (2,) if self.data == "2d" else (1, 8, 8)
 
-    # -- input checks: a clear ValueError naming the argument
+    # -- input checks: a clear ValueError naming the argument, once per public call
     def _check_x(self, x: torch.Tensor) -> torch.Tensor:
+        """Shape, finiteness and (digits) the 17-level grid; returns ``x`` flattened ``(B, x_dim)``."""
         if not isinstance(x, torch.Tensor) or x.dim() != 1 + len(self.data_shape) \
                 or tuple(x.shape[1:]) != self.data_shape:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must have shape (B, {', '.join(map(str, self.data_shape))}) "
                              f"for data={self.data!r}, got {got}")
-        if not torch.isfinite(x).all():
-            raise ValueError("x must be finite (found NaN or inf)")
+        if not x.is_floating_point():
+            raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        check_finite(x, "x")
         if self.data == "digits":
             if x.min() < 0 or x.max() > 1:
                 raise ValueError(f"x must hold pixel values in [0, 1] (k/16), got range "
@@ -158,26 +182,36 @@ class VAE(nn.Module):
         return x.to(next(self.parameters()).device, torch.float32).flatten(1)
 
     def _check_z(self, z: torch.Tensor) -> torch.Tensor:
+        """A latent from outside: shape, dtype and finite values (NaN codes decode to NaN images)."""
         if not isinstance(z, torch.Tensor) or z.dim() < 2 or z.shape[-1] != self.latent_dim:
             got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"z must have shape (B, {self.latent_dim}), got {got}")
-        return z
+        if not z.is_floating_point():
+            raise ValueError(f"z must be a floating-point tensor, got dtype {z.dtype}")
+        return check_finite(z, "z")
 
     # -- the two halves
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x): ``x (B, *data_shape)`` -> ``(mu, logvar)``, each ``(B, latent_dim)``."""
-        h = self.encoder(self._check_x(x) * 2 - 1 if self.data == "digits" else self._check_x(x))
+        return self._encode_flat(self._check_x(x))
+
+    def _encode_flat(self, flat_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(flat_x * 2 - 1 if self.data == "digits" else flat_x)
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
 
     def _decoder_params(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self._check_z(z))
+        return self.decoder(z)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The mean of p(x|z): ``z (..., B, latent_dim)`` -> ``(..., B, *data_shape)``.
 
         For digits the mean is in [0, 1] (E[k] / 16), on the same scale as the data.
+        ``z`` must be finite: a NaN or inf code raises ``ValueError`` instead of a NaN image.
         """
+        return self._decode_mean(self._check_z(z))
+
+    def _decode_mean(self, z: torch.Tensor) -> torch.Tensor:
         out = self._decoder_params(z)
         lead = out.shape[:-1]
         if self.likelihood == "gaussian":
@@ -191,7 +225,7 @@ class VAE(nn.Module):
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) in nats: ``x (B, *data_shape)``, ``z (..., B, latent_dim)`` -> ``(..., B)``."""
-        return self._log_px(self._check_x(x), z)
+        return self._log_px(self._check_x(x), self._check_z(z))
 
     def _log_px(self, flat_x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         out = self._decoder_params(z)
@@ -211,8 +245,10 @@ class VAE(nn.Module):
                    num_samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """(reconstruction E_q[log p(x|z)] estimated with ``num_samples`` z, KL(q||p) exact): ``(B,)`` each."""
         _check_positive("num_samples", num_samples)
-        flat = self._check_x(x)
-        mu, logvar = self.encode(x)
+        return self._elbo_terms(self._check_x(x), generator, num_samples)
+
+    def _elbo_terms(self, flat: torch.Tensor, generator, num_samples: int):
+        mu, logvar = self._encode_flat(flat)
         std_shape = (num_samples, *mu.shape)
         z = reparameterize(mu.expand(std_shape), logvar.expand(std_shape), generator)
         return self._log_px(flat, z).mean(0), gaussian_kl(mu, logvar)
@@ -223,17 +259,22 @@ class VAE(nn.Module):
 
         Only ``beta = 1`` is a lower bound on log p(x); beta > 1 is the beta-VAE objective.
         """
-        if not isinstance(beta, (int, float)) or beta < 0 or not math.isfinite(beta):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        recon, kl = self.elbo_terms(x, generator, num_samples)
+        beta = check_number(beta, "beta", low=0.0)
+        _check_positive("num_samples", num_samples)
+        return self._elbo(self._check_x(x), beta, generator, num_samples)
+
+    def _elbo(self, flat: torch.Tensor, beta: float, generator, num_samples: int = 1) -> torch.Tensor:
+        recon, kl = self._elbo_terms(flat, generator, num_samples)
         return recon - beta * kl
 
     def log_importance_weights(self, x: torch.Tensor, num_samples: int,
                                generator: torch.Generator | None = None) -> torch.Tensor:
         """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x): ``(K, B)``."""
         _check_positive("num_samples", num_samples)
-        flat = self._check_x(x)
-        mu, logvar = self.encode(x)
+        return self._log_weights(self._check_x(x), num_samples, generator)
+
+    def _log_weights(self, flat: torch.Tensor, num_samples: int, generator) -> torch.Tensor:
+        mu, logvar = self._encode_flat(flat)
         shape = (num_samples, *mu.shape)
         z = reparameterize(mu.expand(shape), logvar.expand(shape), generator)
         log_q = gaussian_log_prob(z, mu, logvar)
@@ -250,10 +291,11 @@ class VAE(nn.Module):
         """
         _check_positive("num_samples", num_samples)
         _check_positive("chunk_size", chunk_size)
+        flat = self._check_x(x)  # once, not once per chunk
         chunks, left = [], num_samples
         while left > 0:
             k = min(chunk_size, left)
-            chunks.append(self.log_importance_weights(x, k, generator))
+            chunks.append(self._log_weights(flat, k, generator))
             left -= k
         return iw_bound(torch.cat(chunks))
 
@@ -269,6 +311,7 @@ class VAE(nn.Module):
         ``generator`` is deprecated (pass ``seed``); it is still honoured, with a warning.
         """
         _check_positive("n", n)
+        check_bool(mean, "mean")
         if generator is None:
             generator = make_generator(seed)
         else:
@@ -281,7 +324,7 @@ class VAE(nn.Module):
             if generator is None or generator.device.type == "cpu" \
             else torch.randn(n, self.latent_dim, generator=generator, device=device)
         if mean:
-            return self.decode(z)
+            return self._decode_mean(z)
         out = self._decoder_params(z).cpu()
         if generator is not None and generator.device.type != "cpu":
             generator = None  # the pixel draws below run on the CPU
@@ -300,12 +343,11 @@ class VAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """decode(mu(x)): the decoder mean at the posterior mean, same shape as ``x``."""
-        return self.decode(self.encode(x)[0])
+        return self._decode_mean(self.encode(x)[0])
 
 
 def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int(value, name, low=1)
 
 
 def make_vae(data: str = "digits", latent_dim: int | None = None, hidden: int | None = None,
@@ -325,11 +367,29 @@ def make_vae(data: str = "digits", latent_dim: int | None = None, hidden: int | 
 def vae_loss_fn(x_train: torch.Tensor, batch_size: int = 128, beta: float = 1.0,
                 generator: torch.Generator | None = None):
     """A ``loss_fn(model, step)`` for :func:`aigc_course.training.fit`: the mean negative
-    ELBO per example (nats) on a random minibatch of ``x_train``."""
+    ELBO per example (nats) on a random minibatch of ``x_train``.
+
+    ``x_train`` is checked once, on the first step (shape, finite, the 17-level grid for
+    digits); the steps themselves run no value checks, so training never waits on them.
+    """
+    check_tensor(x_train, "x_train", floating=True)
+    if len(x_train) == 0:
+        raise ValueError(f"x_train must hold at least one example, got shape {tuple(x_train.shape)}")
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    beta = check_number(beta, "beta", low=0.0)
+    checked_for: list[VAE] = []
+
     def loss_fn(model: VAE, step: int) -> torch.Tensor:
+        if not any(m is model for m in checked_for):
+            try:
+                model._check_x(x_train)
+            except ValueError as err:
+                raise ValueError(f"x_train: {err}") from None
+            checked_for.append(model)
         idx = torch.randint(len(x_train), (batch_size,), generator=generator)
         device = next(model.parameters()).device
-        return -model.elbo(x_train[idx].to(device), beta=beta, generator=_dev_gen(generator, device)).mean()
+        flat = x_train[idx].to(device, torch.float32).flatten(1)
+        return -model._elbo(flat, beta, _dev_gen(generator, device)).mean()
     return loss_fn
 
 
@@ -345,6 +405,13 @@ def evaluate_bounds(model: VAE, x: torch.Tensor, ks=(1, 10, 100, 1000), seed: in
 
     Returns ``{"elbo": ..., "iw_1": ..., "iw_10": ..., ...}``.
     """
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__"):
+        raise ValueError(f"ks must be a sequence of positive ints, got {ks!r}")
+    ks = [check_int(k, "ks[...]", low=1) for k in ks]
+    seed = check_int(seed, "seed", low=0)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    if len(x) == 0:
+        raise ValueError(f"x must hold at least one example, got shape {tuple(x.shape)}")
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed)
@@ -359,4 +426,6 @@ def evaluate_bounds(model: VAE, x: torch.Tensor, ks=(1, 10, 100, 1000), seed: in
 
 def bits_per_dim(nats: float, dims: int = 64) -> float:
     """Convert a log-likelihood in nats per example into bits per dimension (a cost: -nats)."""
+    nats = check_number(nats, "nats")
+    dims = check_int(dims, "dims", low=1)
     return -nats / (dims * math.log(2))

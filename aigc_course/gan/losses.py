@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from aigc_course._checks import check_tensor
+
 LOSSES = ("minimax", "non_saturating", "wgan", "hinge")
 
 
@@ -29,9 +31,10 @@ def _check_kind(kind: str) -> None:
 
 
 def _check_logits(logits: torch.Tensor, name: str) -> None:
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 1 or logits.numel() == 0:
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(f"{name} must be a non-empty 1-D tensor of logits (B,), got {shape}")
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 1 or logits.numel() == 0 \
+            or not logits.is_floating_point():
+        shape = f"{logits.dtype} {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"{name} must be a non-empty 1-D tensor of logits (B,) with a float dtype, got {shape}")
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
@@ -85,8 +88,10 @@ def gradient_penalty(
     ``real`` and ``fake`` have the same shape ``(B, ...)``; ``x_hat = a real + (1-a) fake``
     with ``a ~ U(0, 1)`` per sample (Gulrajani et al., 2017). Differentiable w.r.t. D's weights.
     """
+    check_tensor(real, "real", floating=True)
+    check_tensor(fake, "fake", floating=True)
     if real.shape != fake.shape:
-        raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        raise ValueError(f"fake must have the shape of real {tuple(real.shape)}, got {tuple(fake.shape)}")
     shape = (len(real),) + (1,) * (real.ndim - 1)
     alpha = torch.rand(shape, generator=generator).to(real.device)
     x_hat = alpha * real.detach() + (1 - alpha) * fake.detach()
@@ -99,5 +104,6 @@ def r1_penalty(discriminator, real: torch.Tensor, labels: torch.Tensor | None = 
 
     The trainer adds ``gamma / 2`` times this to D's loss.
     """
+    check_tensor(real, "real", floating=True)
     grad = _input_grad(discriminator, real, labels)
     return grad.pow(2).sum(dim=1).mean()

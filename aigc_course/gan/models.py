@@ -9,6 +9,10 @@
 
 Every class keeps its constructor arguments in ``.config`` (:func:`~aigc_course.pretrained.capture_config`),
 so a checkpoint can rebuild it.
+
+``forward`` runs in every training step, so it checks shapes and dtypes only; label values are
+range-checked there only for CPU tensors (free of a device sync). The pipelines and
+:meth:`ImageGenerator.decode` check their inputs' values once per call.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aigc_course._checks import check_bool, check_finite, check_int, check_number
 from aigc_course.pretrained import capture_config
 
 
@@ -30,10 +35,26 @@ def _check_labels(labels: torch.Tensor | None, num_classes: int, batch: int) -> 
         return
     if labels is None:
         raise ValueError(f"this model is conditional; pass labels (B,) with values in [0, {num_classes})")
+    if not isinstance(labels, torch.Tensor):
+        raise ValueError(f"labels must be a tensor of shape ({batch},), got {type(labels).__name__}")
     if labels.ndim != 1 or len(labels) != batch:
         raise ValueError(f"labels must have shape ({batch},), got {tuple(labels.shape)}")
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
+    # a value check on an accelerator would wait for it in every step: CPU tensors only
+    if labels.device.type == "cpu" and labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}), got min {int(labels.min())} max {int(labels.max())}")
+
+
+def _describe(x) -> str:
+    return f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def _check_z(z, latent_dim: int) -> torch.Tensor:
+    """Shape and dtype of a latent batch (no value scan: forward runs in every training step)."""
+    if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[1] != latent_dim or not z.is_floating_point():
+        raise ValueError(f"z must have shape (B, {latent_dim}) and a float dtype, got {_describe(z)}")
+    return z
 
 
 class Generator(nn.Module):
@@ -43,10 +64,11 @@ class Generator(nn.Module):
     def __init__(self, latent_dim: int = 8, hidden: int = 128, depth: int = 3, out_dim: int = 2,
                  num_classes: int = 0, embed_dim: int = 16, data_scale: float = 1.0):
         super().__init__()
-        if min(latent_dim, hidden, depth, out_dim) < 1:
-            raise ValueError("latent_dim, hidden, depth and out_dim must all be >= 1")
-        if not data_scale > 0:
-            raise ValueError(f"data_scale must be positive, got {data_scale}")
+        for name, value in (("latent_dim", latent_dim), ("hidden", hidden), ("depth", depth), ("out_dim", out_dim)):
+            check_int(value, name, low=1)
+        check_int(num_classes, "num_classes", low=0)
+        check_int(embed_dim, "embed_dim", low=1)
+        check_number(data_scale, "data_scale", low=0.0, low_open=True)
         # the net works at unit scale; data_scale maps its output to the data's range
         self.data_scale = data_scale
         self.latent_dim, self.num_classes = latent_dim, num_classes
@@ -59,8 +81,7 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z must have shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        _check_z(z, self.latent_dim)
         _check_labels(labels, self.num_classes, len(z))
         h = z if self.embed is None else torch.cat([z, self.embed(labels)], dim=1)
         return self.net(h) * self.data_scale
@@ -97,13 +118,14 @@ class Discriminator(nn.Module):
                  spectral_norm: bool = False, minibatch_std: bool = False, num_classes: int = 0,
                  data_scale: float = 1.0, fourier_features: int = 0, fourier_scale: float = 1.0):
         super().__init__()
-        if min(in_dim, hidden, depth, pack) < 1:
-            raise ValueError("in_dim, hidden, depth and pack must all be >= 1")
-        if not data_scale > 0:
-            raise ValueError(f"data_scale must be positive, got {data_scale}")
-        if fourier_features < 0 or not fourier_scale > 0:
-            raise ValueError(f"fourier_features must be >= 0 and fourier_scale > 0, "
-                             f"got {fourier_features} and {fourier_scale}")
+        for name, value in (("in_dim", in_dim), ("hidden", hidden), ("depth", depth), ("pack", pack)):
+            check_int(value, name, low=1)
+        check_int(num_classes, "num_classes", low=0)
+        check_int(fourier_features, "fourier_features", low=0)
+        check_number(data_scale, "data_scale", low=0.0, low_open=True)
+        check_number(fourier_scale, "fourier_scale", low=0.0, low_open=True)
+        check_bool(spectral_norm, "spectral_norm")
+        check_bool(minibatch_std, "minibatch_std")
         self.data_scale = data_scale
         if num_classes and pack != 1:
             raise ValueError("a conditional discriminator needs pack=1")
@@ -124,8 +146,8 @@ class Discriminator(nn.Module):
         self.embed = _sn(nn.Embedding(num_classes, width), spectral_norm) if num_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if x.ndim != 2 or x.shape[1] != self.in_dim:
-            raise ValueError(f"x must have shape (B, {self.in_dim}), got {tuple(x.shape)}")
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.in_dim or not x.is_floating_point():
+            raise ValueError(f"x must have shape (B, {self.in_dim}) and a float dtype, got {_describe(x)}")
         if len(x) % self.pack:
             raise ValueError(f"batch size {len(x)} must be a multiple of pack={self.pack}")
         _check_labels(labels, self.num_classes, len(x))
@@ -154,6 +176,9 @@ class ImageGenerator(nn.Module):
     def __init__(self, latent_dim: int = 32, num_classes: int = 10, hidden: int = 256,
                  depth: int = 2, embed_dim: int = 16):
         super().__init__()
+        for name, value in (("latent_dim", latent_dim), ("num_classes", num_classes), ("hidden", hidden),
+                            ("depth", depth), ("embed_dim", embed_dim)):
+            check_int(value, name, low=1)
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.embed = nn.Embedding(num_classes, embed_dim)
         layers, width = [], latent_dim + embed_dim
@@ -164,19 +189,24 @@ class ImageGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z must have shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+        _check_z(z, self.latent_dim)
         _check_labels(labels, self.num_classes, len(z))
-        return self.decode(z, self.embed(labels))
+        return self._decode(z, self.embed(labels))
 
     def decode(self, z: torch.Tensor, label_embedding: torch.Tensor) -> torch.Tensor:
         """Images from ``z (B, latent_dim)`` and label embeddings ``(B, embed_dim)``.
 
-        Lets a notebook blend two classes' embeddings, e.g. morph a 3 into an 8.
+        Lets a notebook blend two classes' embeddings, e.g. morph a 3 into an 8. Both must be
+        finite: a NaN code raises ``ValueError`` instead of giving a NaN image.
         """
-        if label_embedding.shape != (len(z), self.embed.embedding_dim):
+        check_finite(_check_z(z, self.latent_dim), "z")
+        if not isinstance(label_embedding, torch.Tensor) or label_embedding.shape != (len(z), self.embed.embedding_dim):
             raise ValueError(f"label_embedding must have shape ({len(z)}, {self.embed.embedding_dim}), "
-                             f"got {tuple(label_embedding.shape)}")
+                             f"got {_describe(label_embedding)}")
+        check_finite(label_embedding, "label_embedding")
+        return self._decode(z, label_embedding)
+
+    def _decode(self, z: torch.Tensor, label_embedding: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([z, label_embedding], dim=1)).view(len(z), 1, 8, 8)
 
 
@@ -191,6 +221,9 @@ class ImageDiscriminator(nn.Module):
     def __init__(self, num_classes: int = 10, hidden: int = 256, depth: int = 2,
                  spectral_norm: bool = True):
         super().__init__()
+        for name, value in (("num_classes", num_classes), ("hidden", hidden), ("depth", depth)):
+            check_int(value, name, low=1)
+        check_bool(spectral_norm, "spectral_norm")
         self.num_classes = num_classes
         layers, width = [nn.Flatten()], 64
         for _ in range(depth):
@@ -201,8 +234,8 @@ class ImageDiscriminator(nn.Module):
         self.embed = _sn(nn.Embedding(num_classes, width), spectral_norm)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 8, 8):
-            raise ValueError(f"x must have shape (B, 1, 8, 8), got {tuple(x.shape)}")
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (1, 8, 8) or not x.is_floating_point():
+            raise ValueError(f"x must have shape (B, 1, 8, 8) and a float dtype, got {_describe(x)}")
         _check_labels(labels, self.num_classes, len(x))
         h = self.body(x)
         return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)

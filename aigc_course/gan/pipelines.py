@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from aigc_course._checks import check_bool, check_finite, check_int, check_number
 from aigc_course.gan.models import Discriminator, Generator, ImageGenerator
 from aigc_course.gan.rejection import rejection_bound, rejection_sample
 from aigc_course.pretrained import keyword_options
@@ -34,9 +35,7 @@ class GANSampler:
                  quantile: float | None = None):
         if rejection and discriminator is None:
             raise ValueError("rejection=True needs a discriminator")
-        if quantile is not None and not 0 < quantile <= 1:
-            raise ValueError(f"quantile must be in (0, 1] or None, got {quantile}")
-        self.quantile = quantile
+        self.quantile = check_number(quantile, "quantile", low=0, high=1, low_open=True, none_ok=True)
         self._bound: torch.Tensor | None = None  # rejection_sample's M, computed on first use
         self.generator = generator.eval()
         self.discriminator = None if discriminator is None else discriminator.eval()
@@ -57,9 +56,9 @@ class GANSampler:
         ``rejection`` (default: the sampler's setting) filters the generator's samples with
         discriminator rejection sampling; the acceptance rate lands in ``.acceptance_rate``.
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        rejection = self.rejection if rejection is None else rejection
+        n = check_int(n, "n", low=1)
+        rng = make_generator(seed)  # checks the seed before any work
+        rejection = self.rejection if rejection is None else check_bool(rejection, "rejection")
         if rejection:
             if self.discriminator is None:
                 raise ValueError("rejection=True needs a sampler built with a discriminator")
@@ -67,10 +66,10 @@ class GANSampler:
                 # M depends only on the two nets: compute it once, with its own fixed seed
                 self._bound = rejection_bound(self.generator, self.discriminator, self.quantile,
                                               rng=make_generator(0))
-            x, self.acceptance_rate = rejection_sample(self.generator, self.discriminator, n, make_generator(seed),
+            x, self.acceptance_rate = rejection_sample(self.generator, self.discriminator, n, rng,
                                                        quantile=self.quantile, bound=self._bound)
             return x
-        z = torch.randn(n, self.generator.latent_dim, generator=make_generator(seed))
+        z = torch.randn(n, self.generator.latent_dim, generator=rng)
         return self.generator(z.to(self.device))
 
     @classmethod
@@ -98,10 +97,13 @@ class ConditionalGANPipeline:
     def _labels(self, labels) -> torch.Tensor:
         if isinstance(labels, int) and not isinstance(labels, bool):
             labels = [labels]
-        y = torch.as_tensor(labels)
+        try:
+            y = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"labels must be an int or a non-empty 1-D sequence of ints, got {labels!r:.60}") from err
         if y.ndim != 1 or y.numel() == 0:
             raise ValueError(f"labels must be an int or a non-empty 1-D sequence (N,), got shape {tuple(y.shape)}")
-        if y.dtype.is_floating_point or y.dtype == torch.bool:
+        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
             raise ValueError(f"labels must be integers, got dtype {y.dtype}")
         if y.min() < 0 or y.max() >= self.num_classes:
             raise ValueError(f"labels must lie in [0, {self.num_classes}), got {y.tolist()[:10]}")
@@ -109,11 +111,16 @@ class ConditionalGANPipeline:
 
     @torch.no_grad()
     def generate(self, labels: int | Sequence[int] | torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Images ``(N, 1, 8, 8)`` in [0, 1] for given latent codes ``z (N, latent_dim)``."""
+        """Images ``(N, 1, 8, 8)`` in [0, 1] for given latent codes ``z (N, latent_dim)``.
+
+        ``z`` must be finite: a NaN or inf code raises ``ValueError`` instead of a NaN image.
+        """
         y = self._labels(labels).to(self.device)
-        if z.ndim != 2 or len(z) != len(y):
-            raise ValueError(f"z must have shape ({len(y)}, latent_dim), got {tuple(z.shape)}")
-        return self.generator(z.to(self.device), y)
+        width = self.generator.latent_dim
+        if not isinstance(z, torch.Tensor) or z.shape != (len(y), width) or not z.is_floating_point():
+            got = f"{z.dtype} {tuple(z.shape)}" if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"z must be a float tensor of shape ({len(y)}, {width}) (one code per label), got {got}")
+        return self.generator(check_finite(z, "z").to(self.device), y)
 
     @keyword_options("seed")
     def __call__(self, labels: int | Sequence[int] | torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
@@ -123,4 +130,4 @@ class ConditionalGANPipeline:
         """
         y = self._labels(labels)
         z = torch.randn(len(y), self.generator.latent_dim, generator=make_generator(seed))
-        return self.generate(y, z)
+        return self.generator(z.to(self.device), y.to(self.device))  # z is drawn here: finite

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from aigc_course._checks import check_int
 from aigc_course.data import grid_gaussians, ring_gaussians
 from aigc_course.gan.models import Discriminator, Generator
 from aigc_course.gan.pipelines import GANSampler
@@ -85,11 +86,11 @@ RECIPES: dict[str, ToyRecipe] = {
 
 
 def _check(dataset: str, recipe: str | ToyRecipe) -> ToyRecipe:
-    if dataset not in TOY_DATASETS:
+    if not isinstance(dataset, str) or dataset not in TOY_DATASETS:
         raise ValueError(f"dataset must be one of {sorted(TOY_DATASETS)}, got {dataset!r}")
     if isinstance(recipe, ToyRecipe):
         return recipe
-    if recipe not in RECIPES:
+    if not isinstance(recipe, str) or recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {sorted(RECIPES)} or a ToyRecipe, got {recipe!r}")
     return RECIPES[recipe]
 
@@ -107,6 +108,9 @@ def train_toy_gan(dataset: str, recipe: str | ToyRecipe = "best", seed: int = 0,
     Returns the trainer; :func:`toy_sampler` turns it into a sampler.
     """
     r = _check(dataset, recipe)
+    seed = check_int(seed, "seed", low=0)
+    if steps is not None:
+        steps = check_int(steps, "steps", low=0)
     sample_data = TOY_DATASETS[dataset][0]
     torch.manual_seed(seed)  # weight initialisation
     G = Generator(**{**r.generator, **(generator or {})})
@@ -149,4 +153,5 @@ def evaluate_toy(sampler: GANSampler, dataset: str, seed: int = 1234) -> ModeCov
     """Mode coverage of ``2,500`` samples (the VEEGAN / PacGAN protocol)."""
     if dataset not in TOY_DATASETS:
         raise ValueError(f"dataset must be one of {sorted(TOY_DATASETS)}, got {dataset!r}")
+    seed = check_int(seed, "seed", low=0)
     return TOY_DATASETS[dataset][1](sampler.sample(NUM_EVAL_SAMPLES, seed=seed).cpu())

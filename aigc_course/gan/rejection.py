@@ -26,6 +26,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from aigc_course._checks import check_int, check_number
 from aigc_course.gan.models import Discriminator, Generator
 from aigc_course.training import History, linear_decay_scheduler, optimizer_step, run_steps
 
@@ -40,8 +41,8 @@ def _draw(generator: Generator, discriminator: Discriminator, m: int, rng: torch
 def rejection_bound(generator: Generator, discriminator: Discriminator, quantile: float,
                     burn_in: int = 100_000, rng: torch.Generator | None = None) -> torch.Tensor:
     """``M``: the ``quantile`` of the logits of ``burn_in`` generated samples (a 0-dim tensor)."""
-    if not 0 < quantile <= 1:
-        raise ValueError(f"quantile must be in (0, 1], got {quantile}")
+    check_number(quantile, "quantile", low=0.0, high=1.0, low_open=True)
+    burn_in = check_int(burn_in, "burn_in", low=1)
     _, logits = _draw(generator, discriminator, burn_in, rng)
     return torch.quantile(logits.float().cpu(), quantile).to(logits.device)
 
@@ -58,8 +59,10 @@ def rejection_sample(generator: Generator, discriminator: Discriminator, n: int,
     D); ``quantile=q`` in ``(0, 1]`` fixes ``M`` at the ``q``-quantile of ``burn_in`` logits
     (:func:`rejection_bound`). A ``bound`` computed once beforehand skips the burn-in.
     """
-    if quantile is not None and not 0 < quantile <= 1:
-        raise ValueError(f"quantile must be in (0, 1] or None, got {quantile}")
+    n = check_int(n, "n", low=1)
+    burn_in = check_int(burn_in, "burn_in", low=1)
+    max_rounds = check_int(max_rounds, "max_rounds", low=1)
+    check_number(quantile, "quantile", low=0, high=1, low_open=True, none_ok=True)
     if discriminator.pack != 1:
         raise ValueError("rejection sampling needs a discriminator with pack=1")
     device = next(generator.parameters()).device
@@ -110,8 +113,9 @@ def fit_rejection_critic(
     critic in eval mode and the loss history.
     """
     for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int(value, name, low=1)
+    check_number(lr, "lr", low=0.0, low_open=True)
+    check_int(seed, "seed", low=0)
     device = next(generator.parameters()).device
     torch.manual_seed(seed)  # the critic's initial weights
     critic = Discriminator(in_dim=generator.config["out_dim"], **{**CRITIC_DEFAULTS, **net}).to(device)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from aigc_course._checks import check_bool, check_choice, check_int, check_number
 from aigc_course.gan.losses import (
     LOSSES,
     discriminator_loss,
@@ -53,15 +54,20 @@ class GANConfig:
     lr_decay: bool = False  # decay both learning rates linearly to 0 over ``steps``
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.steps < 0 or self.batch_size < 1 or self.d_steps < 1:
-            raise ValueError("steps must be >= 0, batch_size and d_steps >= 1")
-        if self.lr_g <= 0 or self.lr_d <= 0:
-            raise ValueError(f"learning rates must be positive, got lr_g={self.lr_g}, lr_d={self.lr_d}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        self.betas = tuple(self.betas)
+        check_choice(self.loss, "loss", LOSSES)
+        check_int(self.steps, "steps", low=0)
+        check_int(self.batch_size, "batch_size", low=1)
+        check_int(self.d_steps, "d_steps", low=1)
+        for name in ("lr_g", "lr_d"):
+            check_number(getattr(self, name), name, low=0.0, low_open=True)
+        for name in ("gp_weight", "r1_weight"):
+            check_number(getattr(self, name), name, low=0.0)
+        check_number(self.ema_decay, "ema_decay", low=0.0, high=1.0, high_open=True)
+        check_bool(self.lr_decay, "lr_decay")
+        if isinstance(self.betas, (str, bytes)) or len(self.betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2) of Adam's decay rates, got {self.betas!r}")
+        self.betas = tuple(check_number(b, f"betas[{i}]", low=0.0, high=1.0, high_open=True)
+                           for i, b in enumerate(self.betas))
 
     def to_dict(self) -> dict:
         return asdict(self)
