@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aigc_course._checks import check_int, check_number
 from aigc_course.tokenizers import as_token_ids
 
 # --------------------------------------------------------------------------- text corpus
@@ -36,10 +37,13 @@ _CHAR_TO_ID = {ch: i for i, ch in enumerate(CORPUS_ALPHABET)}
 
 def encode_chars(text: str) -> torch.Tensor:
     """Normalised corpus text -> ids in ``[0, 96)`` over :data:`CORPUS_ALPHABET`. ``(len(text),)``."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {type(text).__name__}")
     try:
         return torch.tensor([_CHAR_TO_ID[ch] for ch in text], dtype=torch.long)
     except KeyError as err:
-        raise ValueError(f"character {err.args[0]!r} is outside the corpus alphabet; pass the text through normalize_text first") from err
+        raise ValueError(f"text holds the character {err.args[0]!r}, outside the corpus alphabet; "
+                         "pass the text through normalize_text first") from err
 
 
 def decode_chars(ids) -> str:
@@ -59,6 +63,8 @@ def normalize_text(text: str) -> str:
     character outside the alphabet becomes ``?``, so that character-level models
     of different families are scored on exactly the same symbols.
     """
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {type(text).__name__}")
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
     return "".join(ch if (" " <= ch <= "~" or ch == "\n") else "?" for ch in text)
 
@@ -101,7 +107,7 @@ class TextCorpus:
     source: str
 
     def split(self, name: str) -> str:
-        if name not in ("train", "valid", "test"):
+        if not isinstance(name, str) or name not in ("train", "valid", "test"):
             raise ValueError(f"split must be 'train', 'valid' or 'test', got {name!r}")
         return getattr(self, name)
 
@@ -127,8 +133,13 @@ def python_corpus(
     sorted order; ``None`` keeps everything. ``root`` points at another folder of
     ``.py`` files, or a single text file (then split by position: 90/5/5).
     """
-    if max_chars is not None and max_chars <= 0:
-        raise ValueError(f"max_chars must be positive or None, got {max_chars}")
+    if max_chars is not None:
+        max_chars = check_int(max_chars, "max_chars (or None)", low=1)
+    valid_fraction = check_number(valid_fraction, "valid_fraction", low=0, high=1, high_open=True)
+    test_fraction = check_number(test_fraction, "test_fraction", low=0, high=1, low_open=True, high_open=True)
+    if valid_fraction + test_fraction >= 1:
+        raise ValueError(f"valid_fraction + test_fraction must leave some training text (< 1), "
+                         f"got {valid_fraction} + {test_fraction}")
     root = stdlib_dir() if root is None else Path(root)
     if root.is_file():
         text = normalize_text(read_text_file(root))
@@ -175,6 +186,8 @@ def python_corpus(
 
 def ring_centers(num_modes: int = 8, radius: float = 2.0) -> torch.Tensor:
     """Centres of the ring: ``radius * (cos 2πk/K, sin 2πk/K)`` for ``k = 0..K-1``. ``(K, 2)``."""
+    num_modes = check_int(num_modes, "num_modes", low=1)
+    radius = check_number(radius, "radius", low=0, low_open=True)
     k = torch.arange(num_modes, dtype=torch.float64)
     angles = 2 * math.pi * k / num_modes
     return torch.stack([radius * torch.cos(angles), radius * torch.sin(angles)], dim=1).float()
@@ -182,14 +195,19 @@ def ring_centers(num_modes: int = 8, radius: float = 2.0) -> torch.Tensor:
 
 def grid_centers(values: tuple[float, ...] = (-4.0, -2.0, 0.0, 2.0, 4.0)) -> torch.Tensor:
     """Centres of the grid: every pair from ``values`` (default 5x5). ``(len(values)**2, 2)``."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+        raise ValueError(f"values must be a non-empty sequence of numbers, got {values!r}")
+    values = [check_number(v, "values[...]") for v in values]
     v = torch.tensor(values, dtype=torch.float32)
     xx, yy = torch.meshgrid(v, v, indexing="ij")
     return torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
 
 
 def _mixture(n: int, centers: torch.Tensor, std: float, generator: torch.Generator | None):
-    if not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = check_int(n, "n", low=1)
+    std = check_number(std, "std", low=0)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     idx = torch.randint(len(centers), (n,), generator=generator)
     noise = torch.randn(n, 2, generator=generator) * std
     return centers[idx] + noise, idx
@@ -206,8 +224,10 @@ def ring_log_density(x: torch.Tensor, std: float = 0.02) -> torch.Tensor:
 
     The best test log-density any model of :func:`ring_gaussians` can reach (in nats).
     """
-    if x.ndim != 2 or x.shape[1] != 2:
-        raise ValueError(f"x must have shape (n, 2), got {tuple(x.shape)}")
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != 2 or not x.is_floating_point():
+        got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a float tensor of shape (n, 2), got {got}")
+    std = check_number(std, "std", low=0, low_open=True)
     d2 = torch.cdist(x.double(), ring_centers().double().to(x.device)) ** 2
     log_component = -d2 / (2 * std**2) - math.log(2 * math.pi * std**2)
     return (torch.logsumexp(log_component, dim=1) - math.log(len(ring_centers()))).to(x.dtype)
@@ -240,11 +260,11 @@ def load_digits(test_size: float = 0.2, seed: int = 0) -> DigitsSplit:
     The default split (20 % test, seed 0) is the one every chapter and checkpoint uses:
     1,437 training and 360 test images.
     """
+    test_size = check_number(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
+    seed = check_int(seed, "seed", low=0, high=2**32 - 1)
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
     bunch = sk_load_digits()
     images = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
     labels = bunch.target.astype(np.int64)

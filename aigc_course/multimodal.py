@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_course._checks import check_bool, check_finite, check_int, check_number
 from aigc_course.data import DIGIT_NAMES
 from aigc_course.pretrained import capture_config
 
@@ -61,6 +62,8 @@ def caption(template: str, label: int) -> str:
     """The caption of class ``label`` (0-9) in ``template``: ``caption("the number {name}", 7)``."""
     if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(DIGIT_NAMES):
         raise ValueError(f"label must be an int in [0, {len(DIGIT_NAMES)}), got {label!r}")
+    if not isinstance(template, str):
+        raise ValueError(f"template must be a str with {{name}} or {{digit}}, got {type(template).__name__}")
     return template.format(name=DIGIT_NAMES[label], digit=label)
 
 
@@ -143,16 +146,35 @@ class ImageEncoder(nn.Module):
         return self.net(images)
 
 
+def _check_images(images) -> torch.Tensor:
+    """Shape ``(B, 1, 8, 8)`` and float dtype: cheap, no value scan."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 8, 8) \
+            or not images.is_floating_point():
+        got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a (B, 1, 8, 8) float tensor, got {got}")
+    return images
+
+
 def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor | float) -> torch.Tensor:
     """Symmetric InfoNCE (eq. 2.3.1) of ``B`` matching pairs; row ``i`` of each input is pair ``i``.
 
     ``image_emb (B, E)`` and ``text_emb (B, E)`` are normalised here; ``logit_scale`` is
-    ``1 / tau``. Returns a scalar: the mean of the image->text and text->image cross-entropies.
+    ``1 / tau``, a positive number or a 0-dim tensor (a tensor's value is not checked: it is
+    the learned scale of every training step). Returns a scalar: the mean of the image->text
+    and text->image cross-entropies.
     """
+    if isinstance(logit_scale, torch.Tensor):
+        if logit_scale.dim() != 0 or not logit_scale.is_floating_point():
+            raise ValueError(f"logit_scale must be a positive number or a 0-dim float tensor, "
+                             f"got {logit_scale.dtype} {tuple(logit_scale.shape)}")
+    else:
+        check_number(logit_scale, "logit_scale", low=0, low_open=True)
     if not isinstance(image_emb, torch.Tensor) or image_emb.dim() != 2:
         raise ValueError(f"image_emb must be a (B, E) tensor, got {getattr(image_emb, 'shape', type(image_emb))}")
     if not isinstance(text_emb, torch.Tensor) or text_emb.dim() != 2:
         raise ValueError(f"text_emb must be a (B, E) tensor, got {getattr(text_emb, 'shape', type(text_emb))}")
+    if not image_emb.is_floating_point() or not text_emb.is_floating_point():
+        raise ValueError(f"image_emb and text_emb must be float tensors, got {image_emb.dtype} and {text_emb.dtype}")
     if image_emb.shape[0] != text_emb.shape[0]:
         raise ValueError(
             f"image_emb and text_emb must hold the same number of pairs (batch size), got "
@@ -191,10 +213,8 @@ class TinyCLIP(nn.Module):
         return self.logit_scale.exp().clamp(max=100.0)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, 8, 8)`` -> unit vectors ``(B, E)``."""
-        if not isinstance(images, torch.Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 8, 8):
-            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-            raise ValueError(f"images must be a (B, 1, 8, 8) tensor, got {got}")
+        """``(B, 1, 8, 8)`` -> unit vectors ``(B, E)`` (shape checked; values are not: training runs this)."""
+        _check_images(images)
         return F.normalize(self.image_encoder(images.to(self.device)), dim=-1)
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
@@ -225,14 +245,18 @@ class TinyCLIP(nn.Module):
     @torch.no_grad()
     def zero_shot_predict(self, images: torch.Tensor, templates: Sequence[str] = TRAIN_TEMPLATES) -> torch.Tensor:
         """Class of each image ``(B,)``: the prompt whose embedding is most similar."""
+        check_finite(_check_images(images), "images")
         self.eval()
         return (self.encode_images(images) @ self.class_embeddings(templates).T).argmax(1).cpu()
 
     @torch.no_grad()
     def retrieve(self, query: str, images: torch.Tensor, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
         """Text -> image search: indices ``(k,)`` of the ``k`` images most similar to ``query``, and scores."""
+        check_finite(_check_images(images), "images")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(images):
             raise ValueError(f"k must be an int in [1, {len(images)}], got {k!r}")
+        if not isinstance(query, str):
+            raise ValueError(f"query must be a str, got {type(query).__name__}")
         self.eval()
         scores = (self.encode_images(images) @ self.encode_texts([query]).T).squeeze(1).cpu()
         top = scores.topk(k)
@@ -242,6 +266,15 @@ class TinyCLIP(nn.Module):
 def zero_shot_accuracy(model: TinyCLIP, images: torch.Tensor, labels: torch.Tensor,
                        templates: Sequence[str] = TRAIN_TEMPLATES) -> float:
     """Share of ``images (N, 1, 8, 8)`` whose zero-shot class equals ``labels (N,)``."""
+    if not isinstance(model, TinyCLIP):
+        raise ValueError(f"model must be a TinyCLIP, got {type(model).__name__}")
+    _check_images(images)
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.is_floating_point() \
+            or labels.dtype == torch.bool:
+        got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be a 1-D tensor of integer class ids, got {got}")
+    if len(images) == 0:
+        raise ValueError("images must hold at least one image")
     if len(images) != len(labels):
         raise ValueError(f"images and labels must have the same length, got {len(images)} and {len(labels)}")
     return float((model.zero_shot_predict(images, templates) == labels.cpu()).float().mean())
@@ -255,10 +288,19 @@ def sample_pairs(images: torch.Tensor, labels: torch.Tensor, generator: torch.Ge
     (two images of a "seven" with "a handwritten seven" would otherwise be both right and wrong).
     Returns ``(images (B, 1, 8, 8), captions: list[str], labels (B,))``.
     """
+    num_classes = check_int(num_classes, "num_classes", low=1, high=len(DIGIT_NAMES))
+    _check_images(images)
+    if not isinstance(labels, torch.Tensor) or labels.shape != (len(images),):
+        got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be a tensor of shape ({len(images)},), one per image, got {got}")
+    if isinstance(templates, str) or not templates:
+        raise ValueError("templates must be a non-empty list of strings with {name} or {digit}")
     classes = torch.randperm(len(DIGIT_NAMES), generator=generator)[:num_classes]
     picks = []
     for c in classes.tolist():
         where = (labels == c).nonzero().squeeze(1)
+        if len(where) == 0:
+            raise ValueError(f"labels hold no example of class {c}; every class 0-9 needs at least one image")
         picks.append(int(where[torch.randint(len(where), (1,), generator=generator)]))
     idx = torch.tensor(picks)
     which = torch.randint(len(templates), (len(picks),), generator=generator).tolist()
@@ -275,8 +317,12 @@ def train_clip(model: TinyCLIP, images: torch.Tensor, labels: torch.Tensor, num_
     """
     from aigc_course.training import fit
 
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
-        raise ValueError(f"num_steps must be a non-negative int, got {num_steps!r}")
+    num_steps = check_int(num_steps, "num_steps", low=0)
+    groups = check_int(groups, "groups", low=1)
+    check_number(lr, "lr", low=0, low_open=True)
+    seed = check_int(seed, "seed", low=0)
+    check_bool(augment, "augment")
+    check_finite(_check_images(images), "images")
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aigc_course._checks import check_int, check_number
 from aigc_course.gpt import GPT, GPTConfig
 
 # GPT-3's eight models as published (Brown et al. 2020, Table 2.1): every one has a context of
@@ -115,13 +116,14 @@ def gpt_parameter_count(vocab_size: int, block_size: int, n_layer: int, n_embd: 
 
 def approx_parameter_count(n_layer: int, n_embd: int) -> int:
     """The large-model shorthand ``N ~ 12 L d^2`` (embeddings and small terms dropped)."""
+    n_layer, n_embd = check_int(n_layer, "n_layer", low=1), check_int(n_embd, "n_embd", low=1)
     return 12 * n_layer * n_embd * n_embd
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:
     """Training compute ``C ~ 6 N D`` FLOPs: 2 per parameter per token forward, 4 backward."""
-    if n_params <= 0 or n_tokens <= 0:
-        raise ValueError(f"n_params and n_tokens must be positive, got {n_params} and {n_tokens}")
+    n_params = check_number(n_params, "n_params", low=0, low_open=True)
+    n_tokens = check_number(n_tokens, "n_tokens", low=0, low_open=True)
     return 6.0 * n_params * n_tokens
 
 
@@ -147,14 +149,21 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLaw:
 
     ``x`` and ``y`` are 1-D sequences (or tensors) of the same length >= 2, all positive.
     """
-    xs = torch.as_tensor(x, dtype=torch.float64).flatten()
-    ys = torch.as_tensor(y, dtype=torch.float64).flatten()
+    values = {}
+    for name, v in (("x", x), ("y", y)):
+        try:
+            values[name] = torch.as_tensor(v, dtype=torch.float64).flatten()
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{name} must be a 1-D sequence of positive numbers, got {v!r:.60}") from err
+    xs, ys = values["x"], values["y"]
     if xs.numel() != ys.numel():
-        raise ValueError(f"x and y must have the same length, got {xs.numel()} and {ys.numel()}")
+        raise ValueError(f"y must have the length of x, got {xs.numel()} and {ys.numel()}")
     if xs.numel() < 2:
         raise ValueError(f"x needs at least 2 points to fit a power law, got {xs.numel()}")
-    if not (torch.isfinite(xs).all() and torch.isfinite(ys).all() and (xs > 0).all() and (ys > 0).all()):
-        raise ValueError("x and y must be finite and positive: a power law is fitted to their logarithms")
+    for name, v in (("x", xs), ("y", ys)):
+        if not (torch.isfinite(v).all() and (v > 0).all()):
+            raise ValueError(f"{name} must be finite and positive (a power law is fitted to its logarithm), "
+                             f"got {v.tolist()[:8]}")
     if torch.unique(xs).numel() < 2:
         raise ValueError("x must hold at least 2 distinct values")
     lx, ly = xs.log(), ys.log()
@@ -184,8 +193,19 @@ class ScalingRun:
     losses: list[float]
 
 
+def _check_ids(ids, name: str, block_size: int) -> None:
+    """A 1-D integer tensor of more than ``block_size + 1`` token ids."""
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
+        got = f"{ids.dtype} {tuple(ids.shape)}" if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise ValueError(f"{name} must be a 1-D tensor of integer token ids, got {got}")
+    if len(ids) <= block_size + 1:
+        raise ValueError(f"{name} must hold more than block_size+1={block_size + 1} token ids, got {len(ids)}")
+
+
 def batches(ids: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator):
     """Random windows of ``ids``: inputs and next-token targets, each ``(B, block_size)``."""
+    batch_size, block_size = check_int(batch_size, "batch_size", low=1), check_int(block_size, "block_size", low=1)
+    _check_ids(ids, "ids", block_size)
     starts = torch.randint(len(ids) - block_size - 1, (batch_size,), generator=generator)
     offsets = torch.arange(block_size + 1)
     window = ids[starts[:, None] + offsets]
@@ -198,10 +218,10 @@ def held_out_loss(model: GPT, ids: torch.Tensor, block_size: int, max_windows: i
 
     Evenly spaced, so that every held-out file is represented rather than only the first one.
     """
+    block_size, max_windows = check_int(block_size, "block_size", low=1), check_int(max_windows, "max_windows", low=1)
+    _check_ids(ids, "ids", block_size - 1)
     model.eval()
     room = len(ids) - block_size - 1
-    if room < 0:
-        raise ValueError(f"ids must hold more than block_size={block_size} tokens, got {len(ids)}")
     n = max(1, min(max_windows, room // block_size + 1))
     starts = torch.linspace(0, room, n).long()
     window = ids[starts[:, None] + torch.arange(block_size + 1)]
@@ -234,12 +254,19 @@ def run_scaling_experiment(
     """
     from aigc_course.training import fit
 
+    for name, value in (("vocab_size", vocab_size), ("n_layer", n_layer), ("head_dim", head_dim),
+                        ("block_size", block_size), ("batch_size", batch_size), ("num_steps", num_steps)):
+        check_int(value, name, low=1)
+    check_number(lr, "lr", low=0, low_open=True)
+    check_int(seed, "seed", low=0)
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < head_dim or w % head_dim
                          for w in widths):
         raise ValueError(f"widths must be a non-empty list of multiples of head_dim={head_dim}, got {widths!r}")
     for name, ids in (("train_ids", train_ids), ("valid_ids", valid_ids)):
-        if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or len(ids) <= block_size + 1:
-            raise ValueError(f"{name} must be a 1-D tensor of more than block_size+1={block_size + 1} token ids")
+        _check_ids(ids, name, block_size)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+            raise ValueError(f"{name} must hold token ids in [0, {vocab_size}), got values from "
+                             f"{int(ids.min())} to {int(ids.max())}")
     device = torch.device(device or "cpu")
     runs = []
     for width in widths:

@@ -110,5 +110,5 @@ def test_ring_log_density_is_the_mixture_density():
     pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
     mass = ring_log_density(pts).double().exp().sum() * float(g[1] - g[0]) ** 2
     assert float(mass) * 8 == pytest.approx(1.0, abs=1e-3)
-    with pytest.raises(ValueError, match="x must have shape"):
+    with pytest.raises(ValueError, match=r"x must be a float tensor of shape \(n, 2\)"):
         ring_log_density(torch.zeros(3))

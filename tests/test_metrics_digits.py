@@ -46,12 +46,12 @@ def test_nearest_neighbour_indices_point_at_the_nearest_reference():
 
 
 def test_bad_shapes():
-    with pytest.raises(ValueError, match=r"features must be \(N, D\) and \(M, D\)"):
+    with pytest.raises(ValueError, match=r"features_b must have the width D = 2 of features_a"):
         frechet_distance(np.zeros((5, 2)), np.zeros((5, 3)))
-    with pytest.raises(ValueError, match="share their per-item shape"):
+    with pytest.raises(ValueError, match="reference must share the per-item shape of samples"):
         nearest_neighbour_distances(torch.zeros(2, 4), torch.zeros(2, 5))
     with pytest.raises(ValueError, match=r"images must be a tensor of shape \(N, 1, 8, 8\)"):
-        classifier_accuracy(torch.zeros(2, 8, 8), torch.zeros(2))
+        classifier_accuracy(torch.zeros(2, 8, 8), torch.zeros(2, dtype=torch.long))
 
 
 
@@ -74,4 +74,6 @@ def test_classifier_is_cached_per_device():
 
 def test_accuracy_label_count_must_match():
     with pytest.raises(ValueError, match="one entry per image"):
-        classifier_accuracy(torch.zeros(3, 1, 8, 8), torch.zeros(2))
+        classifier_accuracy(torch.zeros(3, 1, 8, 8), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="labels must be integer class ids"):
+        classifier_accuracy(torch.zeros(3, 1, 8, 8), torch.tensor([1.0, 2.5, 3.0]))

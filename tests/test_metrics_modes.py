@@ -82,5 +82,5 @@ def test_bad_sample_shapes_raise(bad):
 
 
 def test_bad_std_raises():
-    with pytest.raises(ValueError, match="std must be positive"):
+    with pytest.raises(ValueError, match="std must be a finite number > 0"):
         mode_coverage(torch.zeros(4, 2), ring_centers(), 0.0)

@@ -93,7 +93,7 @@ def test_power_law_fit_with_noise():
 
 @pytest.mark.parametrize(
     ("x", "y", "word"),
-    [([1.0, 2.0], [1.0], "same length"), ([1.0], [1.0], "at least 2"), ([1.0, -2.0], [1.0, 2.0], "positive"),
+    [([1.0, 2.0], [1.0], "y must have the length of x"), ([1.0], [1.0], "at least 2"), ([1.0, -2.0], [1.0, 2.0], "positive"),
      ([2.0, 2.0], [1.0, 3.0], "distinct"), ([1.0, 2.0], [0.0, 1.0], "positive")],
 )
 def test_power_law_bad_input(x, y, word):
@@ -108,7 +108,7 @@ def test_parameter_count_bad_input():
         parameter_count({"vocab_size": 10, "n_layer": 2})
     with pytest.raises(ValueError, match="n_embd"):
         parameter_count({"vocab_size": 10, "block_size": 4, "n_layer": 2, "n_embd": 0})
-    with pytest.raises(ValueError, match="n_params and n_tokens"):
+    with pytest.raises(ValueError, match="n_params must be a finite number > 0"):
         training_flops(0, 10)
 
 

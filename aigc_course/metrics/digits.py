@@ -11,6 +11,9 @@ gives three scores used by the GAN, VAE and diffusion chapters:
   in the classifier's 128-d penultimate feature space instead of Inception's;
 * **memorisation** -- each sample's pixel distance to its nearest training image, to compare
   with the same distance for real test images (a model that copies has smaller distances).
+
+The scores check their inputs once per call -- shape, finite values, pixels in ``[0, 1]`` --
+so a NaN or wrongly scaled batch raises instead of returning a meaningless number.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aigc_course._checks import check_finite, check_tensor
 from aigc_course.pretrained import capture_config
 from aigc_course.runtime import resolve_device
 
@@ -45,8 +49,9 @@ class DigitClassifier(nn.Module):
         self.head = nn.Linear(FEATURE_DIM, 10)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, 8, 8)`` -> ``(N, 128)`` penultimate activations."""
-        _check_images(images)
+        """``(N, 1, 8, 8)`` -> ``(N, 128)`` penultimate activations (shape checked; values are not,
+        as this runs in every training step)."""
+        _check_images(images, values=False)
         return self.body(images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -54,10 +59,22 @@ class DigitClassifier(nn.Module):
         return self.head(self.dropout(self.features(images)))
 
 
-def _check_images(images: torch.Tensor) -> None:
+def _check_images(images: torch.Tensor, name: str = "images", values: bool = True) -> None:
+    """Shape ``(N, 1, 8, 8)`` and float dtype; with ``values`` also N >= 1, finite, in [0, 1] (one sync)."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (1, 8, 8):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a tensor of shape (N, 1, 8, 8) in [0, 1], got {shape}")
+        raise ValueError(f"{name} must be a tensor of shape (N, 1, 8, 8) in [0, 1], got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor in [0, 1] (ink / 16), got dtype {images.dtype}")
+    if not values:
+        return
+    if len(images) == 0:
+        raise ValueError(f"{name} must hold at least one image, got shape {tuple(images.shape)}")
+    check_finite(images, name)
+    low, high = float(images.detach().min()), float(images.detach().max())
+    if low < 0 or high > 1:
+        raise ValueError(f"{name} must hold pixels in [0, 1] (ink / 16, as in load_digits), got values "
+                         f"from {low:.3g} to {high:.3g}")
 
 
 @lru_cache(maxsize=4)
@@ -84,6 +101,8 @@ def classifier_accuracy(images: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of ``images (N, 1, 8, 8)`` the classifier assigns to ``labels (N,)``."""
     _check_images(images)
     labels = torch.as_tensor(labels).reshape(-1)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
     if len(labels) != len(images):
         raise ValueError(f"labels must have one entry per image ({len(images)}), got {len(labels)}")
     predictions = _batched(lambda m, x: m(x).argmax(dim=1), images)
@@ -97,10 +116,20 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     :math:`\\lambda_i` the eigenvalues of the symmetric :math:`\\Sigma_a^{1/2}\\Sigma_b\\Sigma_a^{1/2}`,
     which is stabler than a general matrix square root.
     """
-    a = np.asarray(features_a, dtype=np.float64)
-    b = np.asarray(features_b, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
-        raise ValueError(f"features must be (N, D) and (M, D) with N, M >= 2, got {a.shape} and {b.shape}")
+    arrays = []
+    for name, f in (("features_a", features_a), ("features_b", features_b)):
+        try:
+            arr = np.asarray(f.detach().cpu() if isinstance(f, torch.Tensor) else f, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be a numeric (N, D) array, got {type(f).__name__}") from err
+        if arr.ndim != 2 or len(arr) < 2:
+            raise ValueError(f"{name} must have shape (N, D) with N >= 2, got {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} must be finite, got {int((~np.isfinite(arr)).sum())} NaN or inf value(s)")
+        arrays.append(arr)
+    a, b = arrays
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"features_b must have the width D = {a.shape[1]} of features_a, got {b.shape}")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     evals, evecs = np.linalg.eigh(cov_a)
@@ -112,8 +141,8 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
 
 def frechet_digit_distance(images_a: torch.Tensor, images_b: torch.Tensor) -> float:
     """FDD: the Fréchet distance between two image sets in the classifier's feature space."""
-    _check_images(images_a)
-    _check_images(images_b)
+    _check_images(images_a, "images_a")
+    _check_images(images_b, "images_b")
     feats_a = _batched(lambda m, x: m.features(x), images_a)
     feats_b = _batched(lambda m, x: m.features(x), images_b)
     return frechet_distance(feats_a, feats_b)
@@ -127,8 +156,15 @@ def nearest_neighbour_distances(
     With ``return_indices=True`` also returns which reference image is nearest, ``(N,)`` long,
     so that a sample can be shown beside its closest training image.
     """
+    check_tensor(samples, "samples", floating=True)
+    check_tensor(reference, "reference", floating=True)
     if samples.ndim < 2 or reference.ndim < 2 or samples.shape[1:] != reference.shape[1:]:
-        raise ValueError(f"samples and reference must share their per-item shape, got {tuple(samples.shape)} and {tuple(reference.shape)}")
+        raise ValueError(f"reference must share the per-item shape of samples, got {tuple(samples.shape)} "
+                         f"and {tuple(reference.shape)}")
+    if len(reference) == 0:
+        raise ValueError("reference must hold at least one item to measure distances to")
+    check_finite(samples, "samples")
+    check_finite(reference, "reference")
     a = samples.reshape(len(samples), -1).float().cpu()
     b = reference.reshape(len(reference), -1).float().cpu()
     nearest = torch.cdist(a, b).min(dim=1)

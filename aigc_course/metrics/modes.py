@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aigc_course._checks import check_finite, check_number
 from aigc_course.data import grid_centers, ring_centers
 
 NUM_EVAL_SAMPLES = 2500  # the sample count of the VEEGAN / PacGAN tables
@@ -45,10 +46,15 @@ class ModeCoverage:
 
 def _check_points(samples: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(samples, torch.Tensor):
-        samples = torch.as_tensor(samples)
+        try:
+            samples = torch.as_tensor(samples)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{name} must be an (N, 2) tensor of points, got {type(samples).__name__}") from err
     if samples.ndim != 2 or samples.shape[1] != 2 or samples.shape[0] == 0:
         raise ValueError(f"{name} must have shape (N, 2) with N >= 1, got {tuple(samples.shape)}")
-    return samples.detach().to("cpu", torch.float64)
+    if samples.dtype == torch.bool or samples.is_complex():
+        raise ValueError(f"{name} must hold real coordinates, got dtype {samples.dtype}")
+    return check_finite(samples.detach().to("cpu", torch.float64), name)
 
 
 def nearest_mode(samples: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,9 +67,10 @@ def nearest_mode(samples: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Te
 
 def reverse_kl_to_uniform(counts: torch.Tensor) -> float:
     """``KL(q || uniform)`` for the histogram ``counts`` ``(K,)``; empty bins contribute 0."""
-    counts = torch.as_tensor(counts, dtype=torch.float64)
-    if counts.ndim != 1 or len(counts) == 0 or (counts < 0).any():
-        raise ValueError(f"counts must be a non-negative 1-D histogram, got shape {tuple(counts.shape)}")
+    counts = torch.as_tensor(counts, dtype=torch.float64).cpu()
+    if counts.ndim != 1 or len(counts) == 0 or not torch.isfinite(counts).all() or (counts < 0).any():
+        raise ValueError(f"counts must be a finite, non-negative 1-D histogram, got {counts.tolist()[:10]} "
+                         f"of shape {tuple(counts.shape)}")
     total = counts.sum()
     if total == 0:
         return math.inf
@@ -79,10 +86,8 @@ def mode_coverage(
 
     ``centers`` ``(K, 2)`` are the mixture's modes and ``std`` its per-mode standard deviation.
     """
-    if not std > 0:
-        raise ValueError(f"std must be positive, got {std}")
-    if not threshold > 0:
-        raise ValueError(f"threshold must be positive, got {threshold}")
+    std = check_number(std, "std", low=0, low_open=True)
+    threshold = check_number(threshold, "threshold", low=0, low_open=True)
     idx, d = nearest_mode(samples, centers)
     good = d <= threshold * std
     counts = torch.bincount(idx[good], minlength=len(centers))
