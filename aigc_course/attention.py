@@ -156,9 +156,11 @@ def _manual(q, k, v, mask, is_causal: bool, dropout_p: float) -> tuple[torch.Ten
         scores = scores.masked_fill(~causal_mask(t_q, t_k, device=q.device), float("-inf"))
     if mask is not None:
         scores = scores + _as_additive(mask, scores.dtype)
-    # a row with no visible key: softmax would give 0/0; torch's SDPA gives zeros (a "safe" softmax)
-    hidden = torch.isneginf(scores).all(dim=-1, keepdim=True)
-    weights = torch.softmax(scores.masked_fill(hidden, 0.0), dim=-1).masked_fill(hidden, 0.0)
+    if mask is None:  # is_causal alone always leaves key 0 visible: a plain softmax
+        weights = torch.softmax(scores, dim=-1)
+    else:  # a row with no visible key would be 0/0; torch's SDPA gives zeros (a "safe" softmax)
+        hidden = torch.isneginf(scores.amax(dim=-1, keepdim=True))  # (..., T_q, 1)
+        weights = torch.softmax(scores.masked_fill(hidden, 0.0), dim=-1).masked_fill(hidden, 0.0)
     dropped = F.dropout(weights, p=dropout_p, training=True) if dropout_p > 0 else weights
     return dropped @ v, weights
 
@@ -209,8 +211,9 @@ def _blockwise(q, k, v, mask, is_causal: bool, block_size: int) -> torch.Tensor:
         l_sum = l_sum * correction + p.sum(dim=-1, keepdim=True)
         acc = acc * correction + p @ v[..., start:stop, :]
         m = m_new
-    # a fully masked row has acc = 0 and l = 0: divide by 1 there, giving the zeros of torch's SDPA
-    return acc / torch.where(l_sum == 0, torch.ones_like(l_sum), l_sum)
+    # a fully masked row has acc = 0 and l = 0: dividing by 1 there gives torch SDPA's zeros
+    # (and zero, not NaN, gradients)
+    return acc / l_sum.masked_fill(l_sum == 0, 1.0)
 
 
 def attend(

@@ -249,17 +249,19 @@ def test_fully_masked_rows_give_zeros_and_zero_gradients_like_torch(kernel):
     mask = torch.ones(5, 6, dtype=torch.bool)
     mask[0] = False  # with is_causal, row 0 keeps key 0 only; the mask hides it
     mask[3, :4] = False
+    v = 100 * v  # large values: a huge factor on a hidden row's gradient would overflow to NaN
+    upstream = 100 * torch.randn(2, 5, 11, generator=torch.Generator().manual_seed(8))  # nonzero on hidden rows
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     out = KERNELS[kernel](*leaves, mask, True)
     assert torch.all(out[..., 0, :] == 0)
-    out.square().sum().backward()
+    out.backward(upstream)
     ref_leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     ref = reference(*ref_leaves, mask, True)
-    ref.square().sum().backward()
-    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    ref.backward(upstream)
+    torch.testing.assert_close(out, ref, atol=1e-3, rtol=1e-5)
     for ours, theirs in zip(leaves, ref_leaves, strict=True):
         assert torch.isfinite(ours.grad).all()
-        torch.testing.assert_close(ours.grad, theirs.grad, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours.grad, theirs.grad, atol=1e-2, rtol=1e-4)
     assert torch.all(leaves[0].grad[..., 0, :] == 0)
 
 
