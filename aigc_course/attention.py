@@ -52,7 +52,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from aigc_course._checks import check_bool, check_int, check_number
+from aigc_course._checks import broadcast_shape, check_bool, check_int, check_number
 
 BACKENDS = ("sdpa", "manual", "blockwise")
 
@@ -75,13 +75,12 @@ def _check_inputs(q, k, v, mask, is_causal) -> None:
         raise ValueError(f"q and k must have d_k >= 1 features, got shape {tuple(q.shape)}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v must have the same number of keys, got {k.shape[-2]} and {v.shape[-2]}")
-    try:
-        batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    except RuntimeError as err:
+    batch = broadcast_shape(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    if batch is None:
         raise ValueError(
             f"the leading (batch) dims of q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} "
             "must broadcast together"
-        ) from err
+        )
     check_bool(is_causal, "is_causal")
     if mask is None:
         return
@@ -90,13 +89,7 @@ def _check_inputs(q, k, v, mask, is_causal) -> None:
     if mask.dtype != torch.bool and not mask.is_floating_point():
         raise ValueError(f"mask must be bool (True = keep) or float (additive), got dtype {mask.dtype}")
     scores = (*batch, q.shape[-2], k.shape[-2])
-    fits = mask.dim() >= 2
-    if fits:
-        try:
-            fits = torch.broadcast_shapes(mask.shape, scores) == torch.Size(scores)
-        except RuntimeError:
-            fits = False
-    if not fits:
+    if mask.dim() < 2 or broadcast_shape(mask.shape, scores) != scores:
         raise ValueError(
             f"mask must have rank >= 2 and broadcast to the scores (..., T_q, T_k) = {scores} "
             f"without enlarging them, got shape {tuple(mask.shape)}"
@@ -189,7 +182,7 @@ def blockwise_attention(
 def _blockwise(q, k, v, mask, is_causal: bool, block_size: int) -> torch.Tensor:
     t_q, t_k = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1])
-    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    lead = broadcast_shape(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     m = torch.full((*lead, t_q, 1), float("-inf"), dtype=q.dtype, device=q.device)
     l_sum = torch.zeros((*lead, t_q, 1), dtype=q.dtype, device=q.device)
     acc = torch.zeros((*lead, t_q, v.shape[-1]), dtype=q.dtype, device=q.device)

@@ -37,7 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aigc_course._checks import check_bool, check_finite, check_int, check_number, check_tensor
+from aigc_course._checks import (
+    broadcast_shape,
+    check_bool,
+    check_finite,
+    check_int,
+    check_number,
+    check_tensor,
+)
 from aigc_course.pretrained import capture_config
 from aigc_course.runtime import make_generator
 
@@ -87,18 +94,11 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor, mu_p: torch.Tensor | Non
     mu_p = torch.zeros_like(mu) if mu_p is None else mu_p
     logvar_p = torch.zeros_like(logvar) if logvar_p is None else logvar_p
     for name, t in (("mu_p", mu_p), ("logvar_p", logvar_p)):
-        if not isinstance(t, torch.Tensor) or not _broadcasts_to(t.shape, mu.shape):
+        if not isinstance(t, torch.Tensor) or broadcast_shape(t.shape, mu.shape) != tuple(mu.shape):
             got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
             raise ValueError(f"{name} must be a tensor broadcastable to mu's shape {tuple(mu.shape)}, got {got}")
     terms = logvar_p - logvar + (logvar.exp() + (mu - mu_p) ** 2) / logvar_p.exp() - 1.0
     return 0.5 * terms.sum(-1)
-
-
-def _broadcasts_to(shape, target) -> bool:
-    try:
-        return torch.broadcast_shapes(shape, target) == target
-    except RuntimeError:
-        return False
 
 
 def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
