@@ -48,7 +48,7 @@ def _range_text(low, high, low_open: bool, high_open: bool) -> str:
         return f"{'>' if low_open else '>='} {low}"
     if high is not None:
         return f"{'<' if high_open else '<='} {high}"
-    return "finite"
+    return ""
 
 
 def check_number(value, name: str, *, low=None, high=None, low_open: bool = False,
@@ -57,7 +57,7 @@ def check_number(value, name: str, *, low=None, high=None, low_open: bool = Fals
     (or ``None``, returned as is, when ``none_ok``)."""
     if none_ok and value is None:
         return None
-    expected = f"a finite number {_range_text(low, high, low_open, high_open)}" + (" or None" if none_ok else "")
+    expected = f"a finite number {_range_text(low, high, low_open, high_open)}".rstrip() + (" or None" if none_ok else "")
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
         value = value.item()
     if type(value) is not float and type(value) is not int and (  # fast path first: ABC checks are slow
@@ -111,17 +111,10 @@ def check_choice(value, name: str, choices) -> str:
     return value
 
 
-def check_tensor(value, name: str, *, ndim: int | None = None, floating: bool = False,
-                 shape: str | None = None) -> torch.Tensor:
-    """``value`` unchanged, raising unless it is a tensor (of rank ``ndim``, floating when asked).
-
-    ``shape`` is how the message spells the expected shape, e.g. ``"(B, 16)"``.
-    """
-    expected = shape or (f"rank {ndim}" if ndim is not None else "a tensor")
+def check_tensor(value, name: str, *, floating: bool = False) -> torch.Tensor:
+    """``value`` unchanged, raising unless it is a tensor (of a floating dtype, when asked)."""
     if not isinstance(value, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape {expected}, got {type(value).__name__}")
-    if ndim is not None and value.dim() != ndim:
-        raise ValueError(f"{name} must have shape {expected}, got {tuple(value.shape)}")
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if floating and not value.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
     return value
