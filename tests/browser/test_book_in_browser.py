@@ -260,7 +260,9 @@ def test_home_page_shows_the_course_map_with_cpu_times(context, origin, review):
     assert course_map, "no course map table with a CPU time column on the home page"
     cpu = next(i for i, h in enumerate(course_map["head"]) if "CPU" in h)
     for row in course_map["rows"]:
-        assert re.match(r"\d+(\.\d+)*\s", row[0]), f"row without the article's section number: {row}"
+        # the first column is the article's section number, and the chapter title repeats it
+        assert re.fullmatch(r"\d+(\.\d+)*", row[0]), f"row without the article's section number: {row}"
+        assert row[1].startswith(row[0] + " "), f"chapter title without its section number: {row}"
         assert re.search(r"\d+\s*(s|min)\b", row[cpu]), f"row without a measured CPU time: {row}"
     assert re.search(r"[Mm]easured on \d{4}-\d{2}-\d{2}", text), "the course map does not say when it was measured"
     assert not log.errors, log.errors
