@@ -305,6 +305,9 @@ class GPT(nn.Module):
     @classmethod
     def from_huggingface(cls, model) -> GPT:
         """Build a :class:`GPT` from a ``transformers.GPT2LMHeadModel`` (the inverse map)."""
+        if not (hasattr(model, "state_dict") and hasattr(getattr(model, "config", None), "n_embd")):
+            # a model name ("gpt2") would need a download; the course converts a loaded model only
+            raise TypeError(f"model must be a loaded transformers GPT2LMHeadModel, got {type(model).__name__}")
         hc = model.config
         if hc.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ValueError(f"only GELU-tanh GPT-2 models convert, got activation {hc.activation_function!r}")
