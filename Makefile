@@ -63,8 +63,11 @@ lint: install
 	$(BIN)/python scripts/build_chapters.py --check
 	$(BIN)/python scripts/build_classroom.py --check
 
+# One pytest worker per core (pytest-xdist), one CPU thread each; a test file stays on one worker,
+# so module-level fixtures (a loaded checkpoint, a built wheel) are made once.
 unit: install
-	$(BIN)/python -m pytest tests -q --ignore=tests/browser
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests -q --ignore=tests/browser \
+		-n auto --dist loadfile
 
 notebooks: install
 	PYTHONPATH=tests $(BIN)/python -m pytest -p nbtiming --nbval-lax --nbval-current-env \
