@@ -44,6 +44,22 @@ def test_every_page_says_what_you_will_learn_and_how_to_run_it(doc):
     )
 
 
+# "3.1.4a Reward modelling (奖励模型)": the section number from the article's outline (a letter
+# when several pages share a section), then a title, then the article's Chinese title in brackets
+TITLE = re.compile(r"# \d+(\.\d+)*[a-z]? \S.* \(.*[\u4e00-\u9fff].*\)")
+UNNUMBERED = {"chapters/intro", "chapters/instructors", "chapters/references"}
+
+
+@pytest.mark.parametrize("doc", [doc for doc in toc_files() if doc not in UNNUMBERED])
+def test_every_page_title_carries_its_section_number_and_chinese_title(doc):
+    path = resolve(doc)
+    assert path is not None, f"{doc} has no source"
+    title = next((line for line in introduction(path).splitlines() if line.startswith("# ")), "")
+    assert TITLE.fullmatch(title.strip()), (
+        f"{path.relative_to(ROOT)}: title {title!r} should read '# <section> <title> (<the article's Chinese title>)'"
+    )
+
+
 def chapter_folders() -> list[str]:
     return [doc.split("/")[1] for doc in toc_files() if re.fullmatch(r"chapters/[^/]+/index", doc)]
 
