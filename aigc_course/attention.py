@@ -314,6 +314,11 @@ class KVCache:
     def max_len(self) -> int:
         return self.k.shape[2]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the key and value tensors: ``2 * B * H * max_len * head_dim * itemsize``."""
+        return self.k.nbytes + self.v.nbytes
+
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``k, v`` of shape ``(B, H, T, hd)``; return all keys/values so far."""
         t = k.shape[2]
@@ -339,9 +344,21 @@ class MultiHeadAttention(nn.Module):
     ``backend`` picks the kernel: ``"sdpa"`` (PyTorch fused, the fast path), ``"manual"``
     (:func:`scaled_dot_product_attention`) or ``"blockwise"`` (:func:`blockwise_attention`).
     ``forward`` always returns the output; :func:`record_attention` collects the weights.
+
+    Two options make it LLaMA's attention (the defaults leave GPT-2's unchanged):
+
+    * ``num_kv_heads`` -- *grouped-query attention* (Ainslie et al. 2023): only
+      ``num_kv_heads`` key/value heads, each shared by ``num_heads / num_kv_heads`` query
+      heads, so ``c_attn`` makes ``C + 2 * num_kv_heads * head_dim`` features and a
+      :class:`KVCache` stores ``num_kv_heads`` heads instead of ``num_heads``. ``1`` is
+      multi-query attention; ``None`` (= ``num_heads``) is ordinary multi-head attention.
+    * ``rotary`` -- a module ``rotary(x (B, H, T, hd), start) -> (B, H, T, hd)`` that encodes
+      the positions ``start .. start+T-1`` into queries and keys after the heads are split
+      (:class:`aigc_course.llama.RotaryEmbedding`); keys enter the cache already rotated.
     """
 
-    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True, backend: str = "sdpa"):
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True, backend: str = "sdpa",
+                 num_kv_heads: int | None = None, rotary: nn.Module | None = None):
         super().__init__()
         if not isinstance(num_heads, int) or num_heads < 1:
             raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
@@ -351,16 +368,25 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if isinstance(num_kv_heads, bool) or not isinstance(num_kv_heads, int) or num_kv_heads < 1 \
+                or num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads must be a positive int dividing num_heads={num_heads}, "
+                             f"got {num_kv_heads!r}")
+        if rotary is not None and not callable(rotary):
+            raise ValueError(f"rotary must be a module rotary(x, start) or None, got {type(rotary).__name__}")
         self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
+        self.num_kv_heads, self.kv_dim = num_kv_heads, num_kv_heads * (d_model // num_heads)
         self.dropout, self.backend = dropout, backend
-        self.c_attn = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.c_attn = nn.Linear(d_model, d_model + 2 * self.kv_dim, bias=bias)  # Q, K, V side by side
         self.c_proj = nn.Linear(d_model, d_model, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
+        self.rotary = rotary
         self._weights_sink: list[torch.Tensor] | None = None  # set by record_attention
 
-    def _split(self, t: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, H, T, hd)
+    def _split(self, t: torch.Tensor, heads: int | None = None) -> torch.Tensor:  # (B, T, heads*hd) -> (B, heads, T, hd)
         b, n, _ = t.shape
-        return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        return t.view(b, n, heads or self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(
         self,
@@ -385,12 +411,16 @@ class MultiHeadAttention(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must have shape (B, T, {self.d_model}), got {tuple(x.shape)}")
         b, t, c = x.shape
-        q, k, v = self.c_attn(x).split(self.d_model, dim=2)
-        q, k, v = self._split(q), self._split(k), self._split(v)
-        past = 0
+        q, k, v = self.c_attn(x).split([self.d_model, self.kv_dim, self.kv_dim], dim=2)
+        q, k, v = self._split(q), self._split(k, self.num_kv_heads), self._split(v, self.num_kv_heads)
+        past = 0 if cache is None else cache.length
+        if self.rotary is not None:  # positions past .. past+t-1 rotate q and k (RoPE)
+            q, k = self.rotary(q, past), self.rotary(k, past)
         if cache is not None:
-            past = cache.length
             k, v = cache.append(k, v)
+        if self.num_kv_heads != self.num_heads:  # each K/V head serves a group of query heads
+            group = self.num_heads // self.num_kv_heads
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         if is_causal and past > 0 and t == 1:
             is_causal = False  # one new query may see every cached key: nothing to mask
         elif is_causal and past > 0:

@@ -51,12 +51,15 @@ class GPTConfig:
 
 
 @dataclass
-class GPTDecodingState:
-    """What :meth:`GPT.decode_step` remembers: a :class:`KVCache` per layer (``None``: no
+class DecodingState:
+    """What :meth:`CausalLM.decode_step` remembers: a :class:`KVCache` per layer (``None``: no
     cache, every step recomputes) and every token so far ``(B, T)``, for the sliding window."""
 
     caches: list[KVCache] | None
     tokens: torch.Tensor
+
+
+GPTDecodingState = DecodingState  # its earlier name
 
 
 class MLP(nn.Module):
@@ -88,7 +91,145 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class GPT(nn.Module):
+class CausalLM(nn.Module):
+    """A decoder-only language model: what :class:`GPT` and :class:`aigc_course.llama.Llama` share.
+
+    A subclass builds its layers and provides ``config`` (with ``vocab_size`` and
+    ``block_size``), ``lm_head``, ``_body(idx, caches) -> (B, T, C)`` hidden states and
+    ``new_caches(batch)``; this class turns them into the loss, the KV-cached decoding steps of
+    :mod:`aigc_course.decoding` and :meth:`generate`.
+    """
+
+    def _body(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
+        """Hidden states ``(B, T, C)`` before the head; ``caches`` hold the earlier tokens."""
+        raise NotImplementedError
+
+    def new_caches(self, batch: int, device=None, dtype=None) -> list[KVCache]:
+        """One empty :class:`KVCache` per layer, sized for the full context."""
+        raise NotImplementedError
+
+    def set_attention_backend(self, backend: str) -> CausalLM:
+        """Switch every layer to ``"sdpa"``, ``"manual"`` or ``"blockwise"`` attention."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        for block in self.transformer.h:
+            block.attn.backend = backend
+        return self
+
+    def _check_idx(self, idx: torch.Tensor, past: int = 0) -> torch.Tensor:
+        """``idx`` must be a ``(B, T)`` integer tensor (no host sync: the id range is torch's to check)."""
+        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+            got = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+            raise ValueError(f"idx must be a (B, T) tensor of token ids (torch.long), got {got}")
+        if not is_integer_dtype(idx.dtype):
+            raise ValueError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
+        if past + idx.shape[1] > self.config.block_size:
+            raise ValueError(
+                f"sequence of {past + idx.shape[1]} tokens is longer than the context "
+                f"block_size={self.config.block_size}"
+            )
+        return idx.long()
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """``idx (B, T)`` token ids -> ``(logits (B, T, V), loss)``.
+
+        ``loss`` is the mean next-token cross-entropy in nats (``None`` without
+        ``targets``); targets equal to ``-1`` are ignored (padding).
+        """
+        logits = self.lm_head(self._body(idx))
+        loss = None
+        if targets is not None:
+            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+                got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {got}")
+            if not is_integer_dtype(targets.dtype):
+                raise ValueError(f"targets must hold integer token ids (torch.long), got dtype {targets.dtype}")
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1).long(), ignore_index=-1)
+        return logits, loss
+
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
+        """Attention weights of every layer and head: ``(n_layer, B, n_head, T, T)``.
+
+        Recorded with :func:`aigc_course.attention.record_attention` during one forward pass.
+        """
+        with record_attention(self) as maps:
+            self._body(idx)
+        return torch.stack(maps)
+
+    @torch.no_grad()
+    def forward_cached(self, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
+        """Logits ``(B, T, V)`` for ``idx (B, T)`` that continue the tokens already in ``caches``.
+
+        Each layer appends the new keys/values to its cache, so only the new tokens are computed.
+        """
+        return self.lm_head(self._body(idx, caches))
+
+    # ------------------------------------------------------------------ decoding
+
+    def decoding_state(self, batch_size: int, use_cache: bool = True) -> DecodingState:
+        """The state :mod:`aigc_course.decoding` starts from: an empty :class:`KVCache` per
+        layer (``use_cache``) and no tokens yet."""
+        device = self.lm_head.weight.device
+        return DecodingState(self.new_caches(batch_size) if use_cache else None,
+                             torch.empty(batch_size, 0, dtype=torch.long, device=device))
+
+    def decode_step(self, idx: torch.Tensor, state: DecodingState) -> tuple[torch.Tensor, DecodingState]:
+        """Logits ``(B, V)`` of the token after ``idx (B, t)``, which continues ``state``'s tokens.
+
+        With caches, only the new tokens are computed. Once the text outgrows ``block_size``
+        the model sees the last ``block_size`` tokens, whose positions all shift; the cache
+        cannot be reused then, so those steps recompute the window -- the tokens are the same
+        either way.
+        """
+        state.tokens = torch.cat([state.tokens, idx], dim=1)
+        caches, block = state.caches, self.config.block_size
+        if caches is not None and caches[0].length + idx.shape[1] <= block:
+            return self.lm_head(self._body(idx, caches))[:, -1], state
+        return self.lm_head(self._body(state.tokens[:, -block:])[:, -1]), state
+
+    def reorder_state(self, state: DecodingState, index: torch.Tensor) -> DecodingState:
+        """Keep the rows ``index (B',)`` of ``state`` (beam search follows the surviving beams)."""
+        for cache in state.caches or ():
+            cache.reorder(index)
+        state.tokens = state.tokens.index_select(0, index.to(state.tokens.device))
+        return state
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Extend ``idx (B, T)`` by ``max_new_tokens`` tokens, one at a time (eq. 3.1.3).
+
+        Each step samples from ``P(y_t | y_<t)`` with the sampler of
+        :func:`aigc_course.sampling.make_sampler` (``temperature=0`` is greedy), in the loop
+        of :func:`aigc_course.decoding.generate`. With ``use_cache`` the keys and values of
+        earlier tokens are kept, so a step processes one token instead of the whole prefix
+        (see :meth:`decode_step` for texts longer than ``block_size``). Returns
+        ``(B, T + max_new_tokens)``. NaN logits raise
+        :class:`~aigc_course.decoding.NonFiniteLogitsError` (checked once, at the end).
+        """
+        idx = self._check_idx(idx)
+        if idx.shape[1] == 0:
+            raise ValueError("idx must hold at least one token to condition on")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
+        sampler = make_sampler(temperature, top_k, top_p)
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):  # one check, at the boundary
+            raise ValueError(f"idx must hold token ids in [0, {self.config.vocab_size}), "
+                             f"got min {int(idx.min())} max {int(idx.max())}")
+        return decoding.generate(self, idx, max_new_tokens, sampler, generator=generator,
+                                 state=self.decoding_state(len(idx), use_cache))
+
+
+class GPT(CausalLM):
     """GPT-2-style language model. ``forward(idx (B, T)) -> (logits (B, T, V), loss)``."""
 
     def __init__(self, config: GPTConfig):
@@ -131,28 +272,6 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n - self.transformer.wpe.weight.numel() if non_embedding else n
 
-    def set_attention_backend(self, backend: str) -> GPT:
-        """Switch every layer to ``"sdpa"``, ``"manual"`` or ``"blockwise"`` attention."""
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        for block in self.transformer.h:
-            block.attn.backend = backend
-        return self
-
-    def _check_idx(self, idx: torch.Tensor, past: int = 0) -> torch.Tensor:
-        """``idx`` must be a ``(B, T)`` integer tensor (no host sync: the id range is torch's to check)."""
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
-            got = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-            raise ValueError(f"idx must be a (B, T) tensor of token ids (torch.long), got {got}")
-        if not is_integer_dtype(idx.dtype):
-            raise ValueError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
-        if past + idx.shape[1] > self.config.block_size:
-            raise ValueError(
-                f"sequence of {past + idx.shape[1]} tokens is longer than the context "
-                f"block_size={self.config.block_size}"
-            )
-        return idx.long()
-
     def _body(self, idx: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
         """Hidden states ``(B, T, C)`` after the final LayerNorm; ``caches`` hold earlier tokens."""
         past = caches[0].length if caches else 0
@@ -163,110 +282,12 @@ class GPT(nn.Module):
             x = block(x, cache=caches[i] if caches else None)
         return self.transformer.ln_f(x)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """``idx (B, T)`` token ids -> ``(logits (B, T, V), loss)``.
-
-        ``loss`` is the mean next-token cross-entropy in nats (``None`` without
-        ``targets``); targets equal to ``-1`` are ignored (padding).
-        """
-        logits = self.lm_head(self._body(idx))
-        loss = None
-        if targets is not None:
-            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
-                got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {got}")
-            if not is_integer_dtype(targets.dtype):
-                raise ValueError(f"targets must hold integer token ids (torch.long), got dtype {targets.dtype}")
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1).long(), ignore_index=-1)
-        return logits, loss
-
-    @torch.no_grad()
-    def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
-        """Attention weights of every layer and head: ``(n_layer, B, n_head, T, T)``.
-
-        Recorded with :func:`aigc_course.attention.record_attention` during one forward pass.
-        """
-        with record_attention(self) as maps:
-            self._body(idx)
-        return torch.stack(maps)
-
-    @torch.no_grad()
-    def forward_cached(self, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
-        """Logits ``(B, T, V)`` for ``idx (B, T)`` that continue the tokens already in ``caches``.
-
-        Each layer appends the new keys/values to its cache, so only the new tokens are computed.
-        """
-        return self.lm_head(self._body(idx, caches))
-
     def new_caches(self, batch: int, device=None, dtype=None) -> list[KVCache]:
         """One empty :class:`KVCache` per layer, sized for the full context."""
         c = self.config
         device = device or self.transformer.wte.weight.device
         dtype = dtype or self.transformer.wte.weight.dtype
         return [KVCache(batch, c.n_head, c.block_size, c.n_embd // c.n_head, device, dtype) for _ in range(c.n_layer)]
-
-    # ------------------------------------------------------------------ decoding
-
-    def decoding_state(self, batch_size: int, use_cache: bool = True) -> GPTDecodingState:
-        """The state :mod:`aigc_course.decoding` starts from: an empty :class:`KVCache` per
-        layer (``use_cache``) and no tokens yet."""
-        device = self.transformer.wte.weight.device
-        return GPTDecodingState(self.new_caches(batch_size) if use_cache else None,
-                                torch.empty(batch_size, 0, dtype=torch.long, device=device))
-
-    def decode_step(self, idx: torch.Tensor, state: GPTDecodingState) -> tuple[torch.Tensor, GPTDecodingState]:
-        """Logits ``(B, V)`` of the token after ``idx (B, t)``, which continues ``state``'s tokens.
-
-        With caches, only the new tokens are computed. Once the text outgrows ``block_size``
-        the model sees the last ``block_size`` tokens, whose positions all shift; the cache
-        cannot be reused then, so those steps recompute the window -- the tokens are the same
-        either way.
-        """
-        state.tokens = torch.cat([state.tokens, idx], dim=1)
-        caches, block = state.caches, self.config.block_size
-        if caches is not None and caches[0].length + idx.shape[1] <= block:
-            return self.lm_head(self._body(idx, caches))[:, -1], state
-        return self.lm_head(self._body(state.tokens[:, -block:])[:, -1]), state
-
-    def reorder_state(self, state: GPTDecodingState, index: torch.Tensor) -> GPTDecodingState:
-        """Keep the rows ``index (B',)`` of ``state`` (beam search follows the surviving beams)."""
-        for cache in state.caches or ():
-            cache.reorder(index)
-        state.tokens = state.tokens.index_select(0, index.to(state.tokens.device))
-        return state
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_cache: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Extend ``idx (B, T)`` by ``max_new_tokens`` tokens, one at a time (eq. 3.1.3).
-
-        Each step samples from ``P(y_t | y_<t)`` with the sampler of
-        :func:`aigc_course.sampling.make_sampler` (``temperature=0`` is greedy), in the loop
-        of :func:`aigc_course.decoding.generate`. With ``use_cache`` the keys and values of
-        earlier tokens are kept, so a step processes one token instead of the whole prefix
-        (see :meth:`decode_step` for texts longer than ``block_size``). Returns
-        ``(B, T + max_new_tokens)``. NaN logits raise
-        :class:`~aigc_course.decoding.NonFiniteLogitsError` (checked once, at the end).
-        """
-        idx = self._check_idx(idx)
-        if idx.shape[1] == 0:
-            raise ValueError("idx must hold at least one token to condition on")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
-        sampler = make_sampler(temperature, top_k, top_p)
-        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):  # one check, at the boundary
-            raise ValueError(f"idx must hold token ids in [0, {self.config.vocab_size}), "
-                             f"got min {int(idx.min())} max {int(idx.max())}")
-        return decoding.generate(self, idx, max_new_tokens, sampler, generator=generator,
-                                 state=self.decoding_state(len(idx), use_cache))
 
     # ------------------------------------------------------------------ Hugging Face
 
@@ -330,7 +351,7 @@ class GPT(nn.Module):
 
 
 @torch.no_grad()
-def sequence_bits(model: GPT, ids: torch.Tensor, stride: int | None = None, batch_size: int = 16) -> float:
+def sequence_bits(model: CausalLM, ids: torch.Tensor, stride: int | None = None, batch_size: int = 16) -> float:
     """Total bits ``-sum log2 P(token | up to block_size previous tokens)`` over ``ids``.
 
     Windows of ``block_size`` tokens move by ``stride``; each token is scored once, with at
@@ -369,7 +390,7 @@ def sequence_bits(model: GPT, ids: torch.Tensor, stride: int | None = None, batc
     return total / math.log(2)
 
 
-def bits_per_char(model: GPT, tokenizer, text: str, stride: int | None = None) -> float:
+def bits_per_char(model: CausalLM, tokenizer, text: str, stride: int | None = None) -> float:
     """Held-out score comparable across tokenizers: total bits of ``text`` / its characters."""
     ids = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     return sequence_bits(model, ids, stride) / len(text)
