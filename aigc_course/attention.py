@@ -298,6 +298,20 @@ def _combine(mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return mask + _as_additive(keep, mask.dtype)
 
 
+def repeat_kv_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Grouped-query attention's key/value heads, one per query head: ``(B, H_kv, T, d) -> (B, H, T, d)``.
+
+    K/V head ``j`` serves the ``H / H_kv`` consecutive query heads ``j * H/H_kv ..
+    (j+1) * H/H_kv - 1`` (the layout of LLaMA and Hugging Face), so query head ``h`` reads
+    K/V head ``h // (H / H_kv)``. The cache keeps only the ``H_kv`` heads; this copy is
+    made for the attention call and dropped after it.
+    """
+    if x.dim() != 4 or num_heads % x.shape[1]:
+        raise ValueError(f"x must have shape (B, H_kv, T, d) with H_kv dividing num_heads={num_heads}, "
+                         f"got {tuple(x.shape)}")
+    return x if x.shape[1] == num_heads else x.repeat_interleave(num_heads // x.shape[1], dim=1)
+
+
 class KVCache:
     """Keys and values of the tokens seen so far, for one attention layer.
 
@@ -419,8 +433,7 @@ class MultiHeadAttention(nn.Module):
         if cache is not None:
             k, v = cache.append(k, v)
         if self.num_kv_heads != self.num_heads:  # each K/V head serves a group of query heads
-            group = self.num_heads // self.num_kv_heads
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+            k, v = repeat_kv_heads(k, self.num_heads), repeat_kv_heads(v, self.num_heads)
         if is_causal and past > 0 and t == 1:
             is_causal = False  # one new query may see every cached key: nothing to mask
         elif is_causal and past > 0:

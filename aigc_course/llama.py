@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aigc_course.attention import KVCache, MultiHeadAttention
+from aigc_course.attention import KVCache, MultiHeadAttention, attend, repeat_kv_heads
 from aigc_course.gpt import CausalLM
 
 # ----------------------------------------------------------------------------- the building blocks
@@ -52,8 +52,8 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.
     return weight * normed.to(x.dtype)
 
 
-def rope_frequencies(head_dim: int, base: float = 10000.0) -> torch.Tensor:
-    """The rotation speeds ``theta_i = base^(-2i / d)``, ``i = 0 .. d/2 - 1``: ``(d/2,)`` float32.
+def rope_frequencies(head_dim: int, base: float = 10000.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The rotation speeds ``theta_i = base^(-2i / d)``, ``i = 0 .. d/2 - 1``: ``(d/2,)``, float32 as in LLaMA.
 
     The first pair of features turns by one radian per position, the last by about
     ``1 / base``: fast pairs resolve nearby tokens, slow ones distant tokens.
@@ -62,7 +62,7 @@ def rope_frequencies(head_dim: int, base: float = 10000.0) -> torch.Tensor:
         raise ValueError(f"head_dim must be a positive even int, got {head_dim!r}")
     if not (isinstance(base, (int, float)) and not isinstance(base, bool) and math.isfinite(base) and base > 1):
         raise ValueError(f"base must be a finite number > 1, got {base!r}")
-    return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))  # as in LLaMA
+    return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.int64).to(dtype) / head_dim))
 
 
 def rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
@@ -88,7 +88,7 @@ def rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> tor
         raise ValueError(f"x must have shape (..., T, d) with T = len(positions) = {len(positions)}, got {got}")
     # angles in float32, as LLaMA computes them (float64 for float64 inputs: exact enough to test with)
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    freqs = rope_frequencies(x.shape[-1], base).to(positions.device, dtype)
+    freqs = rope_frequencies(x.shape[-1], base, dtype).to(positions.device)
     angles = positions.to(dtype)[:, None] * freqs[None, :]  # (T, d/2)
     return _rotate(x, angles.cos(), angles.sin())
 
@@ -159,6 +159,27 @@ def swiglu_hidden(n_embd: int, multiple_of: int = 8) -> int:
     """LLaMA's SwiGLU width: ``2/3 * 4C`` rounded up to a multiple of ``multiple_of``, so the three
     matrices hold about GPT's ``8C^2`` MLP weights (Meta uses ``multiple_of=256``)."""
     return multiple_of * math.ceil(8 * n_embd / 3 / multiple_of)
+
+
+def grouped_query_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool = False) -> torch.Tensor:
+    """Attention with fewer key/value heads than query heads (Ainslie et al. 2023), book eq. 2.2.5::
+
+        head_h = softmax(Q_h K_g^T / sqrt(d)) V_g,    g = h // (H / H_kv)
+
+    ``q`` is ``(B, H, T_q, d)``; ``k`` and ``v`` are ``(B, H_kv, T_k, d)`` with ``H_kv`` dividing
+    ``H`` (``H_kv = H`` is multi-head attention, ``H_kv = 1`` multi-query attention). Returns
+    ``(B, H, T_q, d_v)``. In a decoding step ``T_q = 1`` and ``k, v`` are the cache: only
+    ``H_kv`` heads of it are kept, ``H / H_kv`` times less memory.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 4:
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must have shape (B, heads, T, d), got {got}")
+    if k.shape[1] != v.shape[1] or q.shape[1] % k.shape[1]:
+        raise ValueError(f"k and v must have the same number of heads H_kv dividing q's H={q.shape[1]}, "
+                         f"got {k.shape[1]} and {v.shape[1]}")
+    heads = q.shape[1]
+    return attend(q, repeat_kv_heads(k, heads), repeat_kv_heads(v, heads), is_causal=is_causal, backend="manual")
 
 
 # ----------------------------------------------------------------------------- the model

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from aigc_course.attention import KVCache, MultiHeadAttention, record_attention
+from aigc_course.attention import KVCache, MultiHeadAttention, record_attention, repeat_kv_heads
 from aigc_course.gpt import GPT, GPTConfig, sequence_bits
 from aigc_course.llama import (
     Llama,
@@ -17,6 +17,7 @@ from aigc_course.llama import (
     RMSNorm,
     RotaryEmbedding,
     SwiGLU,
+    grouped_query_attention,
     kv_cache_bytes,
     loss_by_position,
     rms_norm,
@@ -348,3 +349,20 @@ def test_bad_inputs_name_the_argument():
         train_language_model(model, torch.arange(100) % 50, steps=0, batch_size=2)
     with pytest.raises(ValueError, match="train_ids must be a 1-D tensor"):
         train_language_model(model, torch.arange(5), steps=1, batch_size=2)
+
+
+def test_grouped_query_attention_reads_kv_head_h_over_group():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 6, 1, 8, generator=g)
+    k, v = torch.randn(2, 2, 5, 8, generator=g), torch.randn(2, 2, 5, 8, generator=g)
+    out = grouped_query_attention(q, k, v)
+    for h in range(6):
+        kv = h // 3
+        w = torch.softmax(q[:, h] @ k[:, kv].transpose(-2, -1) / math.sqrt(8), dim=-1)
+        torch.testing.assert_close(out[:, h], w @ v[:, kv])
+    torch.testing.assert_close(repeat_kv_heads(k, 6)[:, 5], k[:, 1])
+    assert repeat_kv_heads(k, 2) is k
+    with pytest.raises(ValueError, match="H_kv dividing q's H=6"):
+        grouped_query_attention(q, k[:, :1].expand(2, 4, 5, 8), v[:, :1].expand(2, 4, 5, 8))
+    with pytest.raises(ValueError, match=r"q must have shape \(B, heads, T, d\)"):
+        grouped_query_attention(q[0], k, v)
