@@ -666,6 +666,55 @@ PLANTED += [
 ]
 
 
+# ---------------------------------------------------------------------------- 2.4-2.6 LLaMA's parts
+
+
+def rotary_neighbours(x, positions, base):
+    d = x.shape[-1]
+    theta = base ** (-torch.arange(0, d, 2, dtype=x.dtype) / d)
+    angles = positions.to(x.dtype)[:, None] * theta
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * angles.cos() - x2 * angles.sin(), x2 * angles.cos() + x1 * angles.sin()], -1).flatten(-2)
+
+
+def rotary_exponent_per_feature(x, positions, base):
+    d = x.shape[-1]
+    theta = base ** (-torch.arange(d // 2, dtype=x.dtype) / d)
+    angles = positions.to(x.dtype)[:, None] * theta
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+    return torch.cat([x1 * angles.cos() - x2 * angles.sin(), x2 * angles.cos() + x1 * angles.sin()], -1)
+
+
+def rms_norm_as_layer_norm(x, weight, eps):
+    return F.layer_norm(x, (x.shape[-1],), weight, None, eps)
+
+
+def rms_norm_eps_outside(x, weight, eps):
+    return weight * x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps)
+
+
+def gqa_heads_cycled(q, k, v):
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat(1, group, 1, 1), v.repeat(1, group, 1, 1)
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -1) @ v
+
+
+def gqa_unscaled(q, k, v):
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    return torch.softmax(q @ k.transpose(-2, -1), -1) @ v
+
+
+PLANTED += [
+    ("2.4", rotary_neighbours, "neighbouring features (2i, 2i + 1)"),
+    ("2.4", rotary_exponent_per_feature, "steps by 2/d per pair"),
+    ("2.5", rms_norm_as_layer_norm, "that is LayerNorm"),
+    ("2.5", rms_norm_eps_outside, "eps goes inside the square root"),
+    ("2.6", gqa_heads_cycled, "cycled through the K/V heads"),
+    ("2.6", gqa_unscaled, "missing the 1/√d scaling"),
+]
+
+
 @pytest.mark.parametrize(("exercise_id", "wrong", "message"), PLANTED, ids=[f"{i}-{f.__name__}" for i, f, _ in PLANTED])
 def test_checker_rejects_planted_mistake_with_its_message(exercise_id, wrong, message, capsys):
     # on the CPU: some planted answers also forget the device, which is not the mistake tested here

@@ -1,9 +1,12 @@
-"""Chapter 2 exercises: a class-conditional Gaussian's log-density, a GPT's parameter count and
-CLIP's symmetric InfoNCE loss.
+"""Chapter 2 exercises: a class-conditional Gaussian's log-density, a GPT's parameter count,
+CLIP's symmetric InfoNCE loss, and three parts of LLaMA: RoPE, RMSNorm and a grouped-query
+attention step.
 
 References: :func:`aigc_course.generative_classifiers.gaussian_log_density` (eq. 2.1.1),
-:func:`aigc_course.scaling.gpt_parameter_count` (eq. 2.2.1) and
-:func:`aigc_course.multimodal.clip_loss` (eq. 2.3.1).
+:func:`aigc_course.scaling.gpt_parameter_count` (eq. 2.2.1),
+:func:`aigc_course.multimodal.clip_loss` (eq. 2.3.1), :func:`aigc_course.llama.rope` (eq. 2.2.3),
+:func:`aigc_course.llama.rms_norm` (eq. 2.2.2) and
+:func:`aigc_course.llama.grouped_query_attention` (eq. 2.2.5).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from aigc_course.attention import repeat_kv_heads
 from aigc_course.exercises.core import Case, Exercise, Variant, register
 from aigc_course.generative_classifiers import gaussian_log_density
+from aigc_course.llama import grouped_query_attention, rms_norm, rope
 from aigc_course.multimodal import clip_loss
 from aigc_course.scaling import gpt_parameter_count
 
@@ -241,5 +246,206 @@ register(Exercise(
         "most about $\\log B$ for an untrained model, and a lower bound on the mutual information "
         "between the modalities is $\\log B - \\mathcal L$ (van den Oord et al. 2018). The "
         "temperature sets how sharply the softmax separates near misses."
+    ),
+))
+
+
+# ---------------------------------------------------------------------------- 2.4 RoPE
+
+
+def _rope_cases(gen: torch.Generator, device) -> list[Case]:
+    def randn(*shape):
+        return torch.randn(shape, generator=gen, dtype=torch.float64).to(device)
+
+    return [
+        Case("queries (2, 4, 6, 8) at positions 0..5", (randn(2, 4, 6, 8), torch.arange(6).to(device), 10000.0)),
+        Case("keys (3, 5, 16) at positions 100..104, base 500",
+             (randn(3, 5, 16), torch.arange(100, 105).to(device), 500.0)),
+        Case("positions that are not consecutive: 0, 3, 7, 50", (randn(1, 4, 4), torch.tensor([0, 3, 7, 50]).to(device),
+                                                                  10000.0)),
+        Case("head size 2: one pair, turned by p radians", (randn(5, 2), torch.arange(5).to(device), 10000.0)),
+        Case("a token at position 0 is not rotated", (randn(1, 1, 12), torch.zeros(1, dtype=torch.long).to(device),
+                                                      10000.0)),
+    ]
+
+
+def _rope_with(theta_fn, pairs="half", sign=1.0):
+    """rope with another frequency rule, pairing or direction: the mistakes a student makes."""
+    def fn(c: Case):
+        x, positions, base = c.args
+        d = x.shape[-1]
+        theta = theta_fn(d, base).to(x.device, x.dtype)
+        angles = positions.to(x.dtype)[:, None] * theta[None, :]
+        cos, sin = angles.cos(), sign * angles.sin()
+        if pairs == "half":
+            x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+            return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+        x1, x2 = x[..., 0::2], x[..., 1::2]  # neighbours (2i, 2i + 1)
+        return torch.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).flatten(-2)
+    return fn
+
+
+def _theta(d, base):
+    return base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+
+
+register(Exercise(
+    id="2.4",
+    title="Rotary position embedding (RoPE)",
+    function="rotary",
+    reference=rope,
+    cases=_rope_cases,
+    variants=[
+        Variant("you paired neighbouring features (2i, 2i + 1), as Meta's code does; here feature i is paired "
+                "with feature i + d/2 (the layout of Hugging Face's Llama and the course)",
+                _rope_with(_theta, pairs="neighbours")),
+        Variant("each pair is turned the wrong way: x'_i = x_i cos − x_{i+d/2} sin and "
+                "x'_{i+d/2} = x_{i+d/2} cos + x_i sin", _rope_with(_theta, sign=-1.0)),
+        Variant("θ_i = base^(−2i/d): the exponent steps by 2/d per pair, not 1/d",
+                _rope_with(lambda d, base: base ** (-torch.arange(0, d // 2, dtype=torch.float64) / d))),
+        Variant("θ_i = base^(−2i/d) with a minus sign: the rotation slows down for later pairs, it does not speed up",
+                _rope_with(lambda d, base: base ** (torch.arange(0, d, 2, dtype=torch.float64) / d))),
+        Variant("the angle is the position times θ_i, p·θ_i; you used the position alone for every pair",
+                _rope_with(lambda d, base: torch.ones(d // 2, dtype=torch.float64))),
+    ],
+    hints=[
+        "Split the last dimension in halves x1 = x[..., :d/2] and x2 = x[..., d/2:]: feature i pairs with "
+        "feature i + d/2. The angle of pair i at position p is p·θ_i with θ_i = base^(−2i/d).",
+        "theta = base ** (-torch.arange(0, d, 2, dtype=x.dtype, device=x.device) / d) has d/2 entries; "
+        "angles = positions.to(x.dtype)[:, None] * theta[None, :] is (T, d/2) and broadcasts against x1. "
+        "Rotate: (x1 cos − x2 sin, x2 cos + x1 sin), then torch.cat the halves.",
+        "d = x.shape[-1]\n"
+        "theta = base ** (-torch.arange(0, d, 2, dtype=x.dtype, device=x.device) / d)\n"
+        "angles = positions.to(x.dtype)[:, None] * theta[None, :]\n"
+        "cos, sin = angles.cos(), angles.sin()\n"
+        "x1, x2 = x[..., : d // 2], x[..., d // 2 :]\n"
+        "return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)",
+    ],
+    explanation=(
+        "Eq. 2.2.3 treats each pair $(x_i, x_{i+d/2})$ as a complex number and multiplies it by "
+        "$e^{\\mathrm{i}\\,p\\theta_i}$. A rotation keeps the length, and $\\langle R_m q, R_n k\\rangle = "
+        "\\langle q, R_{n-m} k\\rangle$: the attention score of a query at $m$ and a key at $n$ depends on "
+        "$n - m$ only. Fast pairs ($\\theta_0 = 1$ radian per position) tell neighbours apart; slow ones "
+        "($\\theta \\approx 1/\\text{base}$) change little over thousands of positions."
+    ),
+    atol=1e-6,
+    rtol=1e-6,
+))
+
+
+# ---------------------------------------------------------------------------- 2.5 RMSNorm
+
+
+def _rms_cases(gen: torch.Generator, device) -> list[Case]:
+    def randn(*shape, scale=1.0, shift=0.0):
+        return (scale * torch.randn(shape, generator=gen) + shift).to(device)
+
+    return [
+        Case("activations (2, 5, 16) with a mean of 3, a random gain", (randn(2, 5, 16, scale=2.0, shift=3.0),
+                                                                        randn(16), 1e-6)),
+        Case("one vector (8,), gain 1", (randn(8), torch.ones(8, device=device), 1e-6)),
+        Case("tiny activations, eps 0.01 matters", (randn(3, 4, scale=1e-2), randn(4), 1e-2)),
+        Case("a row of zeros stays zero (eps avoids 0/0)", (torch.zeros(2, 6, device=device), randn(6), 1e-6)),
+        Case("wide rows (4, 64), eps 1e-5", (randn(4, 64, shift=-1.0), randn(64), 1e-5)),
+    ]
+
+
+def _rms_variant(fn):
+    return lambda c: fn(*c.args)
+
+
+register(Exercise(
+    id="2.5",
+    title="RMSNorm",
+    function="rms_norm",
+    reference=rms_norm,
+    cases=_rms_cases,
+    variants=[
+        Variant("you subtracted the mean: that is LayerNorm. RMSNorm only divides by the root mean square",
+                _rms_variant(lambda x, w, eps: w * (x - x.mean(-1, keepdim=True))
+                             / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + eps))),
+        Variant("eps goes inside the square root: x / sqrt(mean(x²) + eps)",
+                _rms_variant(lambda x, w, eps: w * x / (torch.sqrt(x.pow(2).mean(-1, keepdim=True)) + eps))),
+        Variant("divide by the *root* of the mean square, sqrt(mean(x²) + eps), not by the mean square itself",
+                _rms_variant(lambda x, w, eps: w * x / (x.pow(2).mean(-1, keepdim=True) + eps))),
+        Variant("multiply by the gain `weight` at the end",
+                _rms_variant(lambda x, w, eps: rms_norm(x, torch.ones_like(w), eps))),
+        Variant("the mean of x² runs over the last dimension only (each vector on its own), not the whole tensor",
+                _rms_variant(lambda x, w, eps: w * x / torch.sqrt(x.pow(2).mean() + eps))),
+        Variant("the mean of squares divides by the number of features: you summed x² instead",
+                _rms_variant(lambda x, w, eps: w * x / torch.sqrt(x.pow(2).sum(-1, keepdim=True) + eps))),
+    ],
+    hints=[
+        "For each vector along the last dimension: the root mean square sqrt(mean(x²) + eps), then "
+        "x divided by it, then times the gain. Nothing is subtracted.",
+        "x.pow(2).mean(dim=-1, keepdim=True) has shape (..., 1) and broadcasts against x; "
+        "torch.rsqrt(...) is 1 / sqrt(...).",
+        "return weight * x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)",
+    ],
+    explanation=(
+        "Eq. 2.2.2, $y = g \\odot x / \\sqrt{\\tfrac1C \\sum_i x_i^2 + \\epsilon}$, fixes each vector's scale "
+        "and keeps its direction. LayerNorm also subtracts the mean and adds a shift; Zhang & Sennrich (2019) "
+        "found the re-centring unnecessary, and dropping it saves a reduction per norm. $\\epsilon$ only "
+        "matters for vectors near zero, where it keeps $0/0$ away."
+    ),
+))
+
+
+# ---------------------------------------------------------------------------- 2.6 one GQA step
+
+
+def _gqa_cases(gen: torch.Generator, device) -> list[Case]:
+    def randn(*shape):
+        return (1.5 * torch.randn(shape, generator=gen)).to(device)
+
+    cases = []
+    for name, (b, h, hkv, t, d) in (("8 query heads, 2 K/V heads, 6 cached tokens", (2, 8, 2, 6, 8)),
+                                    ("6 query heads, 3 K/V heads, 9 cached tokens", (1, 6, 3, 9, 4)),
+                                    ("multi-query: 4 query heads share 1 K/V head", (3, 4, 1, 5, 8)),
+                                    ("multi-head: as many K/V heads as query heads", (2, 4, 4, 7, 8))):
+        cases.append(Case(name, (randn(b, h, 1, d), randn(b, hkv, t, d), randn(b, hkv, t, d))))
+    cases.append(Case("values of another width d_v = 3", (randn(1, 4, 1, 8), randn(1, 2, 5, 8), randn(1, 2, 5, 3))))
+    return cases
+
+
+def _gqa_tiled(c: Case):
+    q, k, v = c.args
+    group = q.shape[1] // k.shape[1]
+    return grouped_query_attention(q, k.repeat(1, group, 1, 1), v.repeat(1, group, 1, 1))
+
+
+register(Exercise(
+    id="2.6",
+    title="One decoding step of grouped-query attention",
+    function="gqa_step",
+    reference=grouped_query_attention,
+    cases=_gqa_cases,
+    variants=[
+        Variant("query head h reads K/V head h // (H / H_kv): neighbouring query heads share a K/V head. You "
+                "cycled through the K/V heads (h mod H_kv)", _gqa_tiled),
+        Variant("missing the 1/√d scaling of the scores",
+                lambda c: grouped_query_attention(c.args[0] * math.sqrt(c.args[0].shape[-1]), *c.args[1:])),
+        Variant("every query head used the first K/V head; each group of H / H_kv query heads has its own",
+                lambda c: grouped_query_attention(c.args[0], c.args[1][:, :1], c.args[2][:, :1])),
+        Variant("the softmax runs over the cached tokens (the last dimension of the scores), not over the heads",
+                lambda c: torch.softmax(c.args[0] @ repeat_kv_heads(c.args[1], c.args[0].shape[1]).transpose(-2, -1)
+                                        / math.sqrt(c.args[0].shape[-1]), dim=1)
+                @ repeat_kv_heads(c.args[2], c.args[0].shape[1])),
+    ],
+    hints=[
+        "With H query heads and H_kv K/V heads, each K/V head serves a group of H / H_kv consecutive query "
+        "heads. Give every query head its K/V head, then attend as usual: softmax(q kᵀ / √d) v.",
+        "k.repeat_interleave(H // H_kv, dim=1) turns (B, H_kv, T, d) into (B, H, T, d) with head j repeated "
+        "for query heads j·H/H_kv .. (j+1)·H/H_kv − 1. The new token may see every cached token: no mask.",
+        "group = q.shape[1] // k.shape[1]\n"
+        "k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)\n"
+        "weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)\n"
+        "return weights @ v",
+    ],
+    explanation=(
+        "Eq. 2.2.5: $\\text{head}_h = \\text{softmax}(q_h K_g^\\top/\\sqrt d)\\,V_g$ with $g = \\lfloor h / "
+        "(H/H_{kv}) \\rfloor$. The cache stores $H_{kv}$ heads instead of $H$, so a decoding step reads "
+        "$H/H_{kv}$ times fewer bytes of keys and values -- the cost that dominates generation from large "
+        "models (Ainslie et al. 2023). LLaMA 2 70B uses 8 K/V heads for 64 query heads."
     ),
 ))
