@@ -23,9 +23,10 @@ the generation ends: if one is NaN, ``+inf`` or -- every token forbidden -- ``-i
 :class:`NonFiniteLogitsError`. (``torch.multinomial`` refuses such rows itself, mid-way; that
 error is turned into the same one.)
 
-Models to come plug in the same way: a LLaMA-style decoder is a :class:`Decoder` whose cache
-never needs a window (rotary positions); an encoder-decoder builds its state from the encoder
-output and passes it as ``state=``; beam search keeps ``k`` rows per input and follows the
+Other models plug in the same way: :class:`~aigc_course.llama.Llama` shares GPT's decoding
+steps (:class:`~aigc_course.gpt.CausalLM`), its caches holding only the key/value heads of
+grouped-query attention; an encoder-decoder builds its state from the encoder output and passes
+it as ``state=``; beam search keeps ``k`` rows per input and follows the
 surviving beams with the model's ``reorder_state`` (see :class:`Decoder`).
 """
 
