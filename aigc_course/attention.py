@@ -431,6 +431,9 @@ class MultiHeadAttention(nn.Module):
         if self.rotary is not None:  # positions past .. past+t-1 rotate q and k (RoPE)
             q, k = self.rotary(q, past), self.rotary(k, past)
         if cache is not None:
+            if cache.k.shape[1] != self.num_kv_heads:
+                raise ValueError(f"cache must hold num_kv_heads={self.num_kv_heads} heads, got a KVCache "
+                                 f"of {cache.k.shape[1]}")
             k, v = cache.append(k, v)
         if self.num_kv_heads != self.num_heads:  # each K/V head serves a group of query heads
             k, v = repeat_kv_heads(k, self.num_heads), repeat_kv_heads(v, self.num_heads)

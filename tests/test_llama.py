@@ -333,6 +333,8 @@ def test_bad_inputs_name_the_argument():
         model.generate(torch.zeros(1, 2, dtype=torch.long), -1)
     with pytest.raises(ValueError, match="num_kv_heads must be a positive int dividing num_heads=4"):
         MultiHeadAttention(32, 4, num_kv_heads=3)
+    with pytest.raises(ValueError, match="cache must hold num_kv_heads=2 heads, got a KVCache of 4"):
+        MultiHeadAttention(32, 4, num_kv_heads=2)(torch.zeros(1, 3, 32), cache=KVCache(1, 4, 8, 8))
     with pytest.raises(ValueError, match="rotary"):
         MultiHeadAttention(32, 4, rotary="rope")
     with pytest.raises(ValueError, match="head_dim must be a positive even int"):
