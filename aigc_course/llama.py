@@ -34,6 +34,8 @@ from torch import nn
 
 from aigc_course.attention import KVCache, MultiHeadAttention, attend, repeat_kv_heads
 from aigc_course.gpt import CausalLM
+from aigc_course.scaling import batches
+from aigc_course.training import fit, make_adamw, warmup_cosine_scheduler
 
 # ----------------------------------------------------------------------------- the building blocks
 
@@ -410,15 +412,14 @@ def train_language_model(model: CausalLM, train_ids: torch.Tensor, *, steps: int
     """Train ``model`` on random windows of ``train_ids`` (1-D token ids): the one recipe that
     book 2.2.1 and ``benchmarks/bench_llama.py`` give GPT and LLaMA alike.
 
-    AdamW (betas 0.9/0.95, weight decay on matrices only), linear warm-up for ``warmup`` steps,
-    then a cosine down to ``lr / 10``, gradients clipped to norm 1. The batches come from a
+    AdamW with weight decay on the matrices only (:func:`~aigc_course.training.make_adamw`,
+    betas 0.9/0.95), a linear warm-up for ``warmup`` steps, then a cosine down to ``lr / 10``
+    (:func:`~aigc_course.training.warmup_cosine_scheduler`), and the guarded step of
+    :func:`~aigc_course.training.fit` with gradients clipped to norm 1. The batches come from a
     generator seeded with ``seed``, so two models trained with the same arguments see the same
     ``steps * batch_size * block_size`` tokens in the same order. Returns the
     :class:`~aigc_course.training.History` (losses in nats per token, seconds).
     """
-    from aigc_course.scaling import batches
-    from aigc_course.training import fit
-
     for name, value, low in (("steps", steps, 1), ("batch_size", batch_size, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
@@ -426,18 +427,8 @@ def train_language_model(model: CausalLM, train_ids: torch.Tensor, *, steps: int
     if not isinstance(train_ids, torch.Tensor) or train_ids.dim() != 1 or len(train_ids) <= block + 1:
         raise ValueError(f"train_ids must be a 1-D tensor of more than block_size+1={block + 1} token ids")
     device = model.lm_head.weight.device
-    matrices = [p for p in model.parameters() if p.dim() >= 2]
-    others = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": matrices, "weight_decay": weight_decay},
-                                   {"params": others, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
-
-    def factor(step: int) -> float:  # linear warm-up, then a cosine from 1 down to 0.1
-        if step < warmup:
-            return (step + 1) / warmup
-        progress_ = (step - warmup) / max(1, steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    optimizer = make_adamw(model, lr, weight_decay, betas=(0.9, 0.95))
+    scheduler = warmup_cosine_scheduler(optimizer, steps, warmup, floor=0.1)
     generator = torch.Generator().manual_seed(seed)
 
     def loss_fn(m: CausalLM, step: int) -> torch.Tensor:
