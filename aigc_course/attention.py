@@ -52,7 +52,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from aigc_course._checks import broadcast_shape, check_bool, check_int, check_number
+from aigc_course._checks import broadcast_shape, check_bool, check_int, check_number, check_tensor
 
 BACKENDS = ("sdpa", "manual", "blockwise")
 
@@ -306,9 +306,16 @@ def repeat_kv_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     K/V head ``h // (H / H_kv)``. The cache keeps only the ``H_kv`` heads; this copy is
     made for the attention call and dropped after it.
     """
-    if x.dim() != 4 or num_heads % x.shape[1]:
+    check_tensor(x, "x")
+    check_int(num_heads, "num_heads", low=1)
+    if x.dim() != 4 or x.shape[1] == 0 or num_heads % x.shape[1]:
         raise ValueError(f"x must have shape (B, H_kv, T, d) with H_kv dividing num_heads={num_heads}, "
                          f"got {tuple(x.shape)}")
+    return _repeat_kv(x, num_heads)
+
+
+def _repeat_kv(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """:func:`repeat_kv_heads` without the checks (the layer's shapes are right by construction)."""
     return x if x.shape[1] == num_heads else x.repeat_interleave(num_heads // x.shape[1], dim=1)
 
 
@@ -436,7 +443,7 @@ class MultiHeadAttention(nn.Module):
                                  f"of {cache.k.shape[1]}")
             k, v = cache.append(k, v)
         if self.num_kv_heads != self.num_heads:  # each K/V head serves a group of query heads
-            k, v = repeat_kv_heads(k, self.num_heads), repeat_kv_heads(v, self.num_heads)
+            k, v = _repeat_kv(k, self.num_heads), _repeat_kv(v, self.num_heads)
         if is_causal and past > 0 and t == 1:
             is_causal = False  # one new query may see every cached key: nothing to mask
         elif is_causal and past > 0:

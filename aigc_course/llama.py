@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_course._checks import check_bool, check_int, check_number, check_tensor
 from aigc_course.attention import KVCache, MultiHeadAttention, attend, repeat_kv_heads
 from aigc_course.gpt import CausalLM
 from aigc_course.scaling import batches
@@ -49,6 +50,16 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6) -> torch.
     subtracted and nothing added: the vector keeps its direction, only its scale is fixed.
     Computed in float32 and cast back, as LLaMA does.
     """
+    check_tensor(x, "x", floating=True)
+    check_tensor(weight, "weight")
+    if x.dim() < 1 or weight.shape != x.shape[-1:]:
+        raise ValueError(f"weight must have shape (C,) = {tuple(x.shape[-1:])} for x of shape {tuple(x.shape)}, "
+                         f"got {tuple(weight.shape)}")
+    return _rms_norm(x, weight, check_number(eps, "eps", low=0, low_open=True))
+
+
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """Eq. 2.2.2 without the argument checks (:class:`RMSNorm` checks once, when it is built)."""
     x32 = x.float()
     normed = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + eps)
     return weight * normed.to(x.dtype)
@@ -88,6 +99,7 @@ def rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> tor
     if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[-2] != len(positions):
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (..., T, d) with T = len(positions) = {len(positions)}, got {got}")
+    check_tensor(x, "x", floating=True)
     # angles in float32, as LLaMA computes them (float64 for float64 inputs: exact enough to test with)
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     freqs = rope_frequencies(x.shape[-1], base, dtype).to(positions.device)
@@ -114,6 +126,7 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, head_dim: int, base: float = 10000.0, max_positions: int = 2048):
         super().__init__()
+        check_int(max_positions, "max_positions", low=1)
         self.head_dim, self.base = head_dim, float(base)
         angles = torch.arange(max_positions).float()[:, None] * rope_frequencies(head_dim, base)[None, :]
         self.register_buffer("cos", angles.cos(), persistent=False)  # (max_positions, d/2)
@@ -131,11 +144,11 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = check_number(eps, "eps", low=0, low_open=True)
+        self.weight = nn.Parameter(torch.ones(check_int(dim, "dim", low=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return rms_norm(x, self.weight, self.eps)
+        return _rms_norm(x, self.weight, self.eps)
 
 
 class SwiGLU(nn.Module):
@@ -149,6 +162,8 @@ class SwiGLU(nn.Module):
 
     def __init__(self, n_embd: int, hidden: int):
         super().__init__()
+        check_int(n_embd, "n_embd", low=1)
+        check_int(hidden, "hidden", low=1)
         self.gate_proj = nn.Linear(n_embd, hidden, bias=False)
         self.up_proj = nn.Linear(n_embd, hidden, bias=False)
         self.down_proj = nn.Linear(hidden, n_embd, bias=False)
@@ -160,6 +175,8 @@ class SwiGLU(nn.Module):
 def swiglu_hidden(n_embd: int, multiple_of: int = 8) -> int:
     """LLaMA's SwiGLU width: ``2/3 * 4C`` rounded up to a multiple of ``multiple_of``, so the three
     matrices hold about GPT's ``8C^2`` MLP weights (Meta uses ``multiple_of=256``)."""
+    check_int(n_embd, "n_embd", low=1)
+    check_int(multiple_of, "multiple_of", low=1)
     return multiple_of * math.ceil(8 * n_embd / 3 / multiple_of)
 
 
@@ -363,7 +380,10 @@ class Llama(CausalLM):
     @classmethod
     def from_huggingface(cls, model) -> Llama:
         """Build a :class:`Llama` from a ``transformers.LlamaForCausalLM`` (the inverse map)."""
-        hc = model.config
+        hc = getattr(model, "config", None)
+        if not isinstance(model, nn.Module) or getattr(hc, "model_type", None) != "llama":
+            raise ValueError(f"model must be a transformers LlamaForCausalLM (a loaded model, not a name), got "
+                             f"{type(model).__name__}" + (f" of model_type {hc.model_type!r}" if hc is not None else ""))
         rope_parameters = getattr(hc, "rope_parameters", None) or {"rope_type": "default",
                                                                      "rope_theta": getattr(hc, "rope_theta", 1e4)}
         checks = {
@@ -400,7 +420,25 @@ def kv_cache_bytes(model: CausalLM, batch_size: int = 1) -> int:
     """Bytes of the key and value tensors ``model`` keeps for ``batch_size`` sequences of its full
     context: ``2 * n_layer * batch * kv_heads * block_size * head_dim * itemsize``, measured on the
     caches :meth:`~aigc_course.gpt.CausalLM.new_caches` allocates."""
-    return sum(cache.nbytes for cache in model.new_caches(batch_size))
+    _check_model(model)
+    return sum(cache.nbytes for cache in model.new_caches(check_int(batch_size, "batch_size", low=1)))
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, CausalLM):
+        raise ValueError(f"model must be a CausalLM (a GPT or a Llama), got {type(model).__name__}")
+
+
+def _check_ids(ids, name: str, vocab_size: int) -> torch.Tensor:
+    """A 1-D integer tensor of token ids below ``vocab_size`` (one scan: a boundary check)."""
+    check_tensor(ids, name)
+    if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool or ids.is_complex():
+        raise ValueError(f"{name} must be a 1-D tensor of integer token ids, got {ids.dtype} {tuple(ids.shape)}")
+    if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise ValueError(f"{name} must hold token ids in [0, vocab_size={vocab_size}), "
+                         f"got ids from {int(ids.min())} to {int(ids.max())}")
+    return ids
+
 
 
 # ----------------------------------------------------------------------------- side by side with GPT
@@ -420,12 +458,18 @@ def train_language_model(model: CausalLM, train_ids: torch.Tensor, *, steps: int
     ``steps * batch_size * block_size`` tokens in the same order. Returns the
     :class:`~aigc_course.training.History` (losses in nats per token, seconds).
     """
+    _check_model(model)
     for name, value, low in (("steps", steps, 1), ("batch_size", batch_size, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    check_number(lr, "lr", low=0, low_open=True)
+    check_number(weight_decay, "weight_decay", low=0)
+    check_int(seed, "seed", low=0)
+    check_bool(progress, "progress")
     block = model.config.block_size
-    if not isinstance(train_ids, torch.Tensor) or train_ids.dim() != 1 or len(train_ids) <= block + 1:
-        raise ValueError(f"train_ids must be a 1-D tensor of more than block_size+1={block + 1} token ids")
+    _check_ids(train_ids, "train_ids", model.config.vocab_size)
+    if len(train_ids) <= block + 1:
+        raise ValueError(f"train_ids must hold more than block_size+1={block + 1} token ids, got {len(train_ids)}")
     device = model.lm_head.weight.device
     optimizer = make_adamw(model, lr, weight_decay, betas=(0.9, 0.95))
     scheduler = warmup_cosine_scheduler(optimizer, steps, warmup, floor=0.1)
@@ -443,8 +487,11 @@ def loss_by_position(model: CausalLM, ids: torch.Tensor, length: int, max_window
     """Mean next-token loss (nats) at each position ``0 .. length-1`` of windows of ``length + 1``
     tokens spread evenly over ``ids``: ``(length,)``. ``length`` may not exceed the model's
     ``block_size``; use :meth:`Llama.with_block_size` to look past the trained context."""
+    _check_model(model)
     if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= model.config.block_size:
         raise ValueError(f"length must be an int in [1, block_size={model.config.block_size}], got {length!r}")
+    check_int(max_windows, "max_windows", low=1)
+    _check_ids(ids, "ids", model.config.vocab_size)
     room = len(ids) - length - 1
     if room < 0:
         raise ValueError(f"ids must hold more than length+1={length + 1} tokens, got {len(ids)}")

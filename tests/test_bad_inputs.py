@@ -33,6 +33,7 @@ from aigc_course import (
     data,
     gan,
     get_device,
+    llama,
     metrics,
     multimodal,
     pretrained,
@@ -256,6 +257,110 @@ def attention_probes() -> list[Probe]:
         error("attention", "MultiHeadAttention.forward", "mask of the wrong shape",
               lambda: attention.MultiHeadAttention(16, 2)(torch.zeros(1, 5, 16), mask=torch.ones(4, 4, dtype=torch.bool)),
               "mask"),
+    ]
+    return rows
+
+
+# --------------------------------------------------------------------------- LLaMA (book 2.2.1)
+
+
+@functools.cache
+def tiny_llama():
+    torch.manual_seed(0)
+    return llama.Llama(llama.LlamaConfig(vocab_size=16, block_size=8, n_layer=1, n_head=2, n_embd=8))
+
+
+def llama_probes() -> list[Probe]:
+    x, w, pos = torch.zeros(2, 3, 8), torch.ones(8), torch.arange(3)
+    q, kv = torch.zeros(1, 4, 3, 8), torch.zeros(1, 2, 3, 8)
+    ids = torch.arange(100) % 16
+
+    def train(**kw):
+        return lambda: llama.train_language_model(tiny_llama(), **{"train_ids": ids, "steps": 1, "batch_size": 2,
+                                                                   "progress": False, **kw})
+
+    rows = [
+        error("attention", "repeat_kv_heads", "H_kv not dividing num_heads", lambda: attention.repeat_kv_heads(kv, 3), "x"),
+        error("attention", "repeat_kv_heads", "x of rank 3", lambda: attention.repeat_kv_heads(kv[0], 2), "x"),
+        error("attention", "repeat_kv_heads", "x is a list", lambda: attention.repeat_kv_heads(kv.tolist(), 2), "x"),
+        error("attention", "repeat_kv_heads", "num_heads=0", lambda: attention.repeat_kv_heads(kv, 0), "num_heads"),
+        error("attention", "repeat_kv_heads", "num_heads=True", lambda: attention.repeat_kv_heads(kv, True), "num_heads"),
+        error("attention", "MultiHeadAttention", "num_kv_heads=3 does not divide 4",
+              lambda: attention.MultiHeadAttention(32, 4, num_kv_heads=3), "num_kv_heads"),
+        error("attention", "MultiHeadAttention", "num_kv_heads=0",
+              lambda: attention.MultiHeadAttention(32, 4, num_kv_heads=0), "num_kv_heads"),
+        error("attention", "MultiHeadAttention", "rotary is an int", lambda: attention.MultiHeadAttention(32, 4, rotary=5),
+              "rotary"),
+        error("attention", "MultiHeadAttention.forward", "a KVCache of the wrong number of heads",
+              lambda: attention.MultiHeadAttention(16, 4, num_kv_heads=2)(
+                  torch.zeros(1, 1, 16), cache=attention.KVCache(1, 4, 4, 4, "cpu", torch.float32)), "num_kv_heads"),
+        error("llama", "rms_norm", "x is a list", lambda: llama.rms_norm(x.tolist(), w), "x"),
+        error("llama", "rms_norm", "integer x", lambda: llama.rms_norm(x.long(), w), "x"),
+        error("llama", "rms_norm", "weight of the wrong size", lambda: llama.rms_norm(x, torch.ones(5)), "weight"),
+        error("llama", "rms_norm", "eps=0", lambda: llama.rms_norm(x, w, 0.0), "eps"),
+        error("llama", "rms_norm", "eps=nan", lambda: llama.rms_norm(x, w, NAN), "eps"),
+        documented("llama", "rms_norm", "NaN x propagates (values are not scanned)",
+                   lambda: llama.rms_norm(torch.full((2, 8), NAN), w), lambda t: bool(torch.isnan(t).all())),
+        error("llama", "rope", "odd head size", lambda: llama.rope(torch.zeros(3, 7), pos), "head_dim"),
+        error("llama", "rope", "float positions", lambda: llama.rope(torch.zeros(3, 8), pos.float()), "positions"),
+        error("llama", "rope", "positions is a list", lambda: llama.rope(torch.zeros(3, 8), [0, 1, 2]), "positions"),
+        error("llama", "rope", "T differs from len(positions)", lambda: llama.rope(torch.zeros(4, 8), pos), "x"),
+        error("llama", "rope", "integer x", lambda: llama.rope(torch.zeros(3, 8, dtype=torch.long), pos), "x"),
+        error("llama", "rope", "base=1", lambda: llama.rope(torch.zeros(3, 8), pos, 1.0), "base"),
+        error("llama", "rope", "base=nan", lambda: llama.rope(torch.zeros(3, 8), pos, NAN), "base"),
+        error("llama", "rope_frequencies", "head_dim=True", lambda: llama.rope_frequencies(True), "head_dim"),
+        error("llama", "rope_frequencies", "base=inf", lambda: llama.rope_frequencies(8, INF), "base"),
+        error("llama", "RotaryEmbedding", "max_positions=0", lambda: llama.RotaryEmbedding(8, max_positions=0),
+              "max_positions"),
+        error("llama", "RMSNorm", "dim=0", lambda: llama.RMSNorm(0), "dim"),
+        error("llama", "RMSNorm", "eps=-1", lambda: llama.RMSNorm(8, -1.0), "eps"),
+        error("llama", "SwiGLU", "hidden=0", lambda: llama.SwiGLU(8, 0), "hidden"),
+        error("llama", "swiglu_hidden", "multiple_of=0", lambda: llama.swiglu_hidden(64, 0), "multiple_of"),
+        error("llama", "grouped_query_attention", "q of rank 3", lambda: llama.grouped_query_attention(q[0], kv, kv), "q"),
+        error("llama", "grouped_query_attention", "H_kv=3 does not divide H=4",
+              lambda: llama.grouped_query_attention(q, torch.zeros(1, 3, 3, 8), torch.zeros(1, 3, 3, 8)), "H_kv"),
+        error("llama", "grouped_query_attention", "k and v of different head counts",
+              lambda: llama.grouped_query_attention(q, kv, kv[:, :1]), "v"),
+        error("llama", "grouped_query_attention", "d_k mismatch",
+              lambda: llama.grouped_query_attention(q, kv[..., :5], kv), "k"),
+        error("llama", "grouped_query_attention", "is_causal is a string",
+              lambda: llama.grouped_query_attention(q, kv, kv, is_causal="yes"), "is_causal"),
+        error("llama", "LlamaConfig", "n_kv_head=3 does not divide n_head=4", lambda: llama.LlamaConfig(n_kv_head=3),
+              "n_kv_head"),
+        error("llama", "LlamaConfig", "heads of odd size", lambda: llama.LlamaConfig(n_embd=12, n_head=4), "n_embd"),
+        error("llama", "LlamaConfig", "rope_base=nan", lambda: llama.LlamaConfig(rope_base=NAN), "rope_base"),
+        error("llama", "LlamaConfig", "norm_eps=0", lambda: llama.LlamaConfig(norm_eps=0), "norm_eps"),
+        error("llama", "LlamaConfig", "n_embd=True", lambda: llama.LlamaConfig(n_embd=True), "n_embd"),
+        error("llama", "LlamaConfig", "tie_embeddings='yes'", lambda: llama.LlamaConfig(tie_embeddings="yes"),
+              "tie_embeddings"),
+        error("llama", "Llama", "config is a dict", lambda: llama.Llama({"vocab_size": 16}), "config"),
+        error("llama", "Llama.forward", "float idx", lambda: tiny_llama()(torch.zeros(1, 3)), "idx"),
+        error("llama", "Llama.forward", "longer than block_size", lambda: tiny_llama()(torch.zeros(1, 9, dtype=torch.long)),
+              "block_size"),
+        error("llama", "Llama.generate", "max_new_tokens=-1",
+              lambda: tiny_llama().generate(torch.zeros(1, 2, dtype=torch.long), -1), "max_new_tokens"),
+        error("llama", "Llama.with_block_size", "block_size=0", lambda: tiny_llama().with_block_size(0), "block_size"),
+        error("llama", "Llama.from_huggingface", "a model name instead of a model",
+              lambda: llama.Llama.from_huggingface("meta-llama/Llama-2-7b-hf"), "model"),
+        error("llama", "kv_cache_bytes", "model is a string", lambda: llama.kv_cache_bytes("llama"), "model"),
+        error("llama", "kv_cache_bytes", "batch_size=0", lambda: llama.kv_cache_bytes(tiny_llama(), 0), "batch_size"),
+        error("llama", "train_language_model", "steps=0", train(steps=0), "steps"),
+        error("llama", "train_language_model", "lr=nan", train(lr=NAN), "lr"),
+        error("llama", "train_language_model", "weight_decay=-1", train(weight_decay=-1.0), "weight_decay"),
+        error("llama", "train_language_model", "seed=True", train(seed=True), "seed"),
+        error("llama", "train_language_model", "float train_ids", train(train_ids=ids.float()), "train_ids"),
+        error("llama", "train_language_model", "train_ids shorter than the context", train(train_ids=ids[:5]), "train_ids"),
+        error("llama", "train_language_model", "token id beyond the vocabulary", train(train_ids=ids + 16), "train_ids"),
+        error("llama", "train_language_model", "model is a string",
+              lambda: llama.train_language_model("llama", ids, steps=1, batch_size=2), "model"),
+        error("llama", "loss_by_position", "length beyond block_size", lambda: llama.loss_by_position(tiny_llama(), ids, 9),
+              "length"),
+        error("llama", "loss_by_position", "ids of rank 2", lambda: llama.loss_by_position(tiny_llama(), ids.view(10, 10), 4),
+              "ids"),
+        error("llama", "loss_by_position", "token id beyond the vocabulary",
+              lambda: llama.loss_by_position(tiny_llama(), ids + 16, 4), "ids"),
+        error("llama", "loss_by_position", "max_windows=0", lambda: llama.loss_by_position(tiny_llama(), ids, 4, max_windows=0),
+              "max_windows"),
     ]
     return rows
 
@@ -931,7 +1036,7 @@ def runtime_and_text_probes() -> list[Probe]:
 
 
 PROBES: list[Probe] = [
-    *attention_probes(), *sampling_probes(), *diffusion_probes(), *diffusion_pipeline_probes(), *vae_probes(),
+    *attention_probes(), *llama_probes(), *sampling_probes(), *diffusion_probes(), *diffusion_pipeline_probes(), *vae_probes(),
     *gan_probes(), *metrics_probes(), *data_probes(), *multimodal_probes(), *scaling_probes(), *runtime_and_text_probes(),
 ]
 

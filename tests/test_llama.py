@@ -349,8 +349,20 @@ def test_bad_inputs_name_the_argument():
         loss_by_position(model, torch.arange(100) % 50, 9)
     with pytest.raises(ValueError, match="steps must be an int >= 1"):
         train_language_model(model, torch.arange(100) % 50, steps=0, batch_size=2)
-    with pytest.raises(ValueError, match="train_ids must be a 1-D tensor"):
+    with pytest.raises(ValueError, match=r"train_ids must hold more than block_size\+1=9 token ids, got 5"):
         train_language_model(model, torch.arange(5), steps=1, batch_size=2)
+    with pytest.raises(ValueError, match=r"train_ids must hold token ids in \[0, vocab_size=50\)"):
+        train_language_model(model, torch.arange(100), steps=1, batch_size=2)
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        train_language_model(model, torch.arange(100) % 50, steps=1, batch_size=2, seed=True)
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        rms_norm(torch.zeros(2, 4), torch.ones(4), 0.0)
+    with pytest.raises(ValueError, match=r"weight must have shape \(C,\) = \(4,\)"):
+        rms_norm(torch.zeros(2, 4), torch.ones(3))
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        kv_cache_bytes(model, 0)
+    with pytest.raises(ValueError, match="model must be a transformers LlamaForCausalLM"):
+        Llama.from_huggingface("meta-llama/Llama-2-7b-hf")
 
 
 def test_grouped_query_attention_reads_kv_head_h_over_group():
