@@ -381,9 +381,12 @@ class Llama(CausalLM):
     def from_huggingface(cls, model) -> Llama:
         """Build a :class:`Llama` from a ``transformers.LlamaForCausalLM`` (the inverse map)."""
         hc = getattr(model, "config", None)
-        if not isinstance(model, nn.Module) or getattr(hc, "model_type", None) != "llama":
-            raise ValueError(f"model must be a transformers LlamaForCausalLM (a loaded model, not a name), got "
-                             f"{type(model).__name__}" + (f" of model_type {hc.model_type!r}" if hc is not None else ""))
+        if not isinstance(model, nn.Module) or hc is None:
+            # a model name would need a download; the course converts a loaded model only (as GPT)
+            raise TypeError(f"model must be a loaded transformers LlamaForCausalLM, got {type(model).__name__}")
+        if getattr(hc, "model_type", None) != "llama":
+            raise ValueError(f"model must be a transformers LlamaForCausalLM, got {type(model).__name__} "
+                             f"of model_type {getattr(hc, 'model_type', None)!r}")
         rope_parameters = getattr(hc, "rope_parameters", None) or {"rope_type": "default",
                                                                      "rope_theta": getattr(hc, "rope_theta", 1e4)}
         checks = {

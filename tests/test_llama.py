@@ -295,6 +295,9 @@ def test_models_huggingface_cannot_match_are_refused():
         hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**base, **change))
         with pytest.raises(ValueError, match=name):
             Llama.from_huggingface(hf)
+    gpt2 = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=16)).to_huggingface()
+    with pytest.raises(ValueError, match="model_type 'gpt2'"):
+        Llama.from_huggingface(gpt2)
 
 
 # ----------------------------------------------------------------------------- bad inputs
@@ -361,7 +364,7 @@ def test_bad_inputs_name_the_argument():
         rms_norm(torch.zeros(2, 4), torch.ones(3))
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         kv_cache_bytes(model, 0)
-    with pytest.raises(ValueError, match="model must be a transformers LlamaForCausalLM"):
+    with pytest.raises(TypeError, match="model must be a loaded transformers LlamaForCausalLM, got str"):
         Llama.from_huggingface("meta-llama/Llama-2-7b-hf")
 
 
