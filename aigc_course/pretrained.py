@@ -76,6 +76,8 @@ BUILDERS = (
     "aigc_course.gpt:GPTPipeline",
     "aigc_course.metrics.digits:DigitClassifier",
     "aigc_course.rnn:CharLSTM",
+    "aigc_course.speech.pipelines:TextToSpeechPipeline",
+    "aigc_course.speech.recognizer:SpeechRecognizer",
     "aigc_course.vae:VAE",
 )
 
