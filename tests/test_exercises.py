@@ -60,7 +60,7 @@ def solution_functions() -> dict[str, object]:
     """Each exercise's solution function, executed from the solution notebooks' solution cells."""
     namespace: dict = {}
     exec(
-        "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
+        "import math\nimport librosa\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
         "from aigc_course.classic.expert_system import Rule\nfrom aigc_course.diffusion import NoiseSchedule",
         namespace,
     )
@@ -712,6 +712,73 @@ PLANTED += [
     ("2.5", rms_norm_eps_outside, "eps goes inside the square root"),
     ("2.6", gqa_heads_cycled, "cycled through the K/V heads"),
     ("2.6", gqa_unscaled, "missing the 1/√d scaling"),
+]
+
+
+# ---------------------------------------------------------------------------- 2.3.3 text-to-speech
+
+
+def mel_filters_hz_spaced(sample_rate, n_fft, n_mels, fmin, fmax):
+    edges = np.linspace(fmin, fmax, n_mels + 2)  # evenly in Hz, not in mels
+    freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    rising = (freqs[None] - edges[:-2, None]) / (edges[1:-1] - edges[:-2])[:, None]
+    falling = (edges[2:, None] - freqs[None]) / (edges[2:] - edges[1:-1])[:, None]
+    return np.maximum(0, np.minimum(rising, falling))
+
+
+def mel_filters_area_normalised(sample_rate, n_fft, n_mels, fmin, fmax):
+    import librosa
+
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=True,
+                               norm="slaney", dtype=np.float64)
+
+
+def griffin_lim_one_short(magnitude, n_iter, hop_length):
+    import librosa
+
+    n_fft = 2 * (magnitude.shape[0] - 1)
+    spec = magnitude.astype(np.complex64)
+    for _ in range(n_iter - 1):
+        rebuilt = librosa.stft(librosa.istft(spec, hop_length=hop_length, n_fft=n_fft), n_fft=n_fft,
+                               hop_length=hop_length)
+        spec = magnitude * rebuilt / (np.abs(rebuilt) + np.finfo(np.float32).tiny)
+    return librosa.istft(spec, hop_length=hop_length, n_fft=n_fft)
+
+
+def griffin_lim_keeps_rebuilt(magnitude, n_iter, hop_length):
+    import librosa
+
+    n_fft = 2 * (magnitude.shape[0] - 1)
+    spec = magnitude.astype(np.complex64)
+    for _ in range(n_iter):
+        spec = librosa.stft(librosa.istft(spec, hop_length=hop_length, n_fft=n_fft), n_fft=n_fft,
+                            hop_length=hop_length)
+    return librosa.istft(spec, hop_length=hop_length, n_fft=n_fft)
+
+
+def ctc_drop_blanks_first(log_probs, blank):
+    kept = [b for b in log_probs.argmax(-1).tolist() if b != blank]
+    return [b for i, b in enumerate(kept) if i == 0 or b != kept[i - 1]], float(log_probs.max(-1).values.sum())
+
+
+def ctc_no_merge(log_probs, blank):
+    return [b for b in log_probs.argmax(-1).tolist() if b != blank], float(log_probs.max(-1).values.sum())
+
+
+def ctc_mean_score(log_probs, blank):
+    scores, best = log_probs.max(-1)
+    best = best.tolist()
+    return [b for i, b in enumerate(best) if (i == 0 or b != best[i - 1]) and b != blank], float(scores.mean())
+
+
+PLANTED += [
+    ("2.3.3.1", mel_filters_hz_spaced, "spaced evenly in Hz"),
+    ("2.3.3.1", mel_filters_area_normalised, "equal area"),
+    ("2.3.3.2", griffin_lim_one_short, "one iteration too few"),
+    ("2.3.3.2", griffin_lim_keeps_rebuilt, "never put the target magnitudes back"),
+    ("2.3.3.3", ctc_drop_blanks_first, "dropped the blanks before merging"),
+    ("2.3.3.3", ctc_no_merge, "must be merged first"),
+    ("2.3.3.3", ctc_mean_score, "not their mean"),
 ]
 
 
