@@ -87,10 +87,10 @@ def main() -> None:
         return m.loss(batch, lengths, [texts[i] for i in idx])
 
     load_before = os.getloadavg()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     history = fit(model, optimizer, loss_fn, cfg["steps"], grad_clip=1.0, scheduler=scheduler,
                   desc="speech recogniser")
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     load_after = os.getloadavg()
     metrics = {
         "held_out_accuracy": round(accuracy(model, held_out["frames"], held_out["texts"]), 4),
@@ -103,7 +103,7 @@ def main() -> None:
         "data": {name: {"split": CORPORA[name][0], "clips": CORPORA[name][1], "espeak": train["metadata"]["espeak"],
                         "recipe": train["metadata"]["recipe"]} for name in ("judge-train", "judge-held-out")},
         "metrics": metrics,
-        "training": {"seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+        "training": {"seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1), "threads": torch.get_num_threads(),
                      "load_average_before": [round(x, 2) for x in load_before],
                      "load_average_after": [round(x, 2) for x in load_after], "cpu_count": os.cpu_count()},
     }

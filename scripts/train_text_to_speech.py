@@ -97,7 +97,7 @@ def main() -> None:
     torch.set_num_threads(max(1, min(args.threads, 2)))
     cfg = {**CONFIG, "steps": args.steps}
     generator = aigc_course.seed_everything(cfg["seed"])
-    load_before, start = os.getloadavg(), time.perf_counter()
+    load_before, start, cpu_start = os.getloadavg(), time.perf_counter(), time.process_time()
 
     train, held_out = load_corpus("tts-train"), load_corpus("tts-held-out")
     mel = MelConfig()
@@ -121,14 +121,14 @@ def main() -> None:
         return m(inputs, targets)[1]
 
     history = fit(model, optimizer, loss_fn, cfg["steps"], grad_clip=1.0, scheduler=scheduler, desc="text-to-speech")
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     load_after = os.getloadavg()
     config = {
         "model": model.config.to_dict(), "codebook": codebook.config, "text_length": TEXT_LENGTH,
         "max_frames": cfg["max_frames"], "mel": mel.to_dict(), "sampling": cfg["sampling"],
         "training": {**{k: cfg[k] for k in ("steps", "batch_size", "lr", "weight_decay", "warmup", "seed")},
                      "final_loss_mean_last_100": round(sum(history.loss[-100:]) / 100, 4),
-                     "seconds": round(seconds, 1), "codebook_seconds": round(codec_seconds, 1),
+                     "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1), "codebook_seconds": round(codec_seconds, 1),
                      "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                      "load_average_before": [round(x, 2) for x in load_before],
                      "load_average_after": [round(x, 2) for x in load_after]},
@@ -139,7 +139,7 @@ def main() -> None:
     if not args.no_eval:
         config["metrics"] = evaluate(pipe, held_out)
         print(config["metrics"])
-    print(f"trained in {seconds:.0f} s")
+    print(f"trained in {seconds:.0f} s wall, {cpu_seconds:.0f} s CPU")
     if not args.no_publish:
         tensors = {**model.state_dict(), **{f"codebook.{k}": v for k, v in codebook.state_dict().items()}}
         entry = publish("text-to-speech", tensors, config, builder="aigc_course.speech.pipelines:TextToSpeechPipeline",
