@@ -41,7 +41,7 @@ CONFIG = {
     "num_codes": 256,
     "model": {"n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.1},
     "max_frames": 100,  # 2 s at 50 frames a second; the longest training clip is about 1.7 s
-    "steps": 4000, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.05, "warmup": 200, "seed": 0,
+    "steps": 2000, "batch_size": 24, "lr": 2e-3, "weight_decay": 0.05, "warmup": 200, "seed": 0,
     "sampling": {"temperature": 0.8, "top_k": None},
 }
 
@@ -89,13 +89,14 @@ def evaluate(pipe: TextToSpeechPipeline, held_out: dict, n: int = 100, seed: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=CONFIG["steps"])
+    parser.add_argument("--batch-size", type=int, default=CONFIG["batch_size"])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (at most 2 on the course machine)")
     parser.add_argument("--no-publish", action="store_true")
     parser.add_argument("--no-eval", action="store_true", help="skip the judge evaluation (no recogniser yet)")
     parser.add_argument("--checkpoint-dir", default=None)
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(args.threads, 2)))
-    cfg = {**CONFIG, "steps": args.steps}
+    cfg = {**CONFIG, "steps": args.steps, "batch_size": args.batch_size}
     generator = aigc_course.seed_everything(cfg["seed"])
     load_before, start, cpu_start = os.getloadavg(), time.perf_counter(), time.process_time()
 

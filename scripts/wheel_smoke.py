@@ -64,6 +64,21 @@ def _reward(model) -> str:
     return f"reward {scores.tolist()}"
 
 
+def _waves(x, n: int) -> str:
+    assert isinstance(x, torch.Tensor) and x.ndim == 2 and len(x) == n and x.shape[1] > 0, tuple(getattr(x, "shape", ()))
+    assert torch.isfinite(x).all() and x.abs().max() <= 1, "waveforms must lie in [-1, 1]"
+    return f"waveforms {tuple(x.shape)}"
+
+
+def _recognizer(model) -> str:
+    """The speech recogniser on one second of silence (log-mel at its floor): CTC log-probabilities."""
+    frames = torch.full((1, 50, model.n_mels), -9.0)
+    with torch.no_grad():
+        log_probs = model(frames)
+    assert log_probs.shape == (1, 25, 11) and torch.allclose(log_probs.exp().sum(-1), torch.ones(1, 25)), log_probs.shape
+    return f"log-probabilities {tuple(log_probs.shape)}, read as {model.read(frames, torch.tensor([50]))}"
+
+
 def _vae(model) -> str:
     return _images(model.sample(2, seed=0), 2, 1)
 
@@ -81,6 +96,8 @@ CALLS = {
     "aigc_course.gpt:GPTPipeline": lambda p: _text(p("def", max_new_tokens=6, seed=0)),
     "aigc_course.metrics.digits:DigitClassifier": _classify,
     "aigc_course.rnn:CharLSTM": _char_lstm,
+    "aigc_course.speech.pipelines:TextToSpeechPipeline": lambda p: _waves(p(["one two", "nine"], seed=0), 2),
+    "aigc_course.speech.recognizer:SpeechRecognizer": _recognizer,
     "aigc_course.vae:VAE": _vae,
 }
 

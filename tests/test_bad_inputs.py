@@ -1028,6 +1028,16 @@ def runtime_and_text_probes() -> list[Probe]:
                        "num_beams")]
     if "text-to-speech" in shipped:
         rows.append(error("pipelines", "text-to-speech", "text is an int", lambda: load("text-to-speech")(3), "text"))
+        rows += [error("pipelines", "text-to-speech", case, lambda t=t: load("text-to-speech")(t), "text")
+                 for case, t in (("empty text", ""), ("only spaces", "   "), ("a character outside the vocabulary", "four 2"),
+                                 ("a word outside the vocabulary", "four eleven"), ("five words", "one two three four five"),
+                                 ("empty list", []), ("bytes", b"one"))]
+        rows += [error("pipelines", "text-to-speech", f"{o}={b!r}", lambda o=o, b=b: load("text-to-speech")("one", **{o: b}), o)
+                 for o, b in (("seed", -1), ("seed", True), ("temperature", -1.0), ("temperature", NAN), ("top_k", 0),
+                              ("griffin_lim_iters", 0))]
+    if "speech-recognizer" in shipped:
+        rows += [error("pipelines", "speech-recognizer", case, lambda x=x: load("speech-recognizer")(x), "features")
+                 for case, x in (("2-D features", torch.zeros(10, 80)), ("40 mel bands", torch.zeros(1, 10, 40)))]
     if "text-to-video" in shipped:
         rows += [error("pipelines", "text-to-video", f"{o}={b!r}",
                        lambda o=o, b=b: load("text-to-video")("a ball", num_inference_steps=1, **{o: b}), o)
@@ -1035,9 +1045,39 @@ def runtime_and_text_probes() -> list[Probe]:
     return rows
 
 
+def speech_probes() -> list[Probe]:
+    """The public functions of ``aigc_course.speech`` (the pipelines are probed with the other pipelines)."""
+    from aigc_course import speech
+    from aigc_course.speech.codec import MelCodebook
+
+    codebook = MelCodebook(4, n_mels=80)
+    return [
+        error("speech", "log_mel", "NaN audio", lambda: speech.log_mel(np.full(400, NAN, dtype=np.float32)), "audio"),
+        error("speech", "log_mel", "empty audio", lambda: speech.log_mel(np.zeros(0, dtype=np.float32)), "audio"),
+        error("speech", "log_mel", "2-D audio", lambda: speech.log_mel(np.zeros((2, 400), dtype=np.float32)), "audio"),
+        error("speech", "digit_texts", "n=-1", lambda: speech.digit_texts(-1), "n"),
+        error("speech", "digit_texts", "split='test'", lambda: speech.digit_texts(2, split="test"), "split"),
+        error("speech", "digit_texts", "max_digits=9", lambda: speech.digit_texts(2, max_digits=9), "max_digits"),
+        error("speech", "check_words", "empty text", lambda: speech.check_words(""), "text"),
+        error("speech", "check_words", "digits as numerals", lambda: speech.check_words("4 2"), "text"),
+        error("speech", "MelCodebook", "num_codes=1", lambda: MelCodebook(1), "num_codes"),
+        error("speech", "MelCodebook.decode", "float codes", lambda: codebook.decode(torch.zeros(3)), "codes"),
+        error("speech", "MelCodebook.decode", "codes out of range", lambda: codebook.decode(torch.tensor([4])), "codes"),
+        error("speech", "MelCodebook.encode", "40 mel bands", lambda: codebook.encode(torch.zeros(3, 40)), "log_mel"),
+        error("speech", "transcribe", "3-D audio", lambda: speech.transcribe(torch.zeros(1, 1, 400), speech.SpeechRecognizer()),
+              "audio"),
+        error("speech", "transcribe", "empty list", lambda: speech.transcribe([], speech.SpeechRecognizer()), "audio"),
+        error("speech", "recognition_accuracy", "a text per clip missing",
+              lambda: speech.recognition_accuracy(torch.zeros(2, 4000), ["one"], speech.SpeechRecognizer()), "texts"),
+        error("speech", "recognition_accuracy", "a text outside the vocabulary",
+              lambda: speech.recognition_accuracy(torch.zeros(1, 4000), ["eleven"], speech.SpeechRecognizer()), "texts[0]"),
+    ]
+
+
 PROBES: list[Probe] = [
     *attention_probes(), *llama_probes(), *sampling_probes(), *diffusion_probes(), *diffusion_pipeline_probes(), *vae_probes(),
     *gan_probes(), *metrics_probes(), *data_probes(), *multimodal_probes(), *scaling_probes(), *runtime_and_text_probes(),
+    *speech_probes(),
 ]
 
 

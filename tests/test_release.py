@@ -236,7 +236,7 @@ def test_package_metadata_for_pypi():
 
 def test_the_package_depends_only_on_what_it_imports():
     names = sorted(re.split(r"[<>=!~ ;\[]", d)[0] for d in PROJECT["project"]["dependencies"])
-    assert names == sorted(["torch", "numpy", "safetensors", "tqdm", "matplotlib", "scikit-learn", "ipywidgets"])
+    assert names == sorted(["torch", "numpy", "safetensors", "tqdm", "matplotlib", "scikit-learn", "ipywidgets", "librosa"])
 
 
 def _third_party_imports() -> dict[str, set[str]]:

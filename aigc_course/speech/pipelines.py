@@ -112,7 +112,7 @@ class TextToSpeechPipeline:
         clips = []
         for row in out:
             ends = (row == tokens.END_AUDIO).nonzero()
-            row = row[: int(ends[0]) if len(ends) else len(row)]
+            row = row[: int(ends[0]) if len(ends) else self.max_frames]  # a clip never outgrows max_frames
             clips.append(row - tokens.AUDIO_OFFSET if len(row) else torch.zeros(1, dtype=torch.long))
         return clips
 
