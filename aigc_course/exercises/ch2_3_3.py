@@ -128,6 +128,8 @@ def _gl_variant(kind: str):
         magnitude, n_iter, hop = case.args
         if kind == "fewer":
             return _gl_reference(magnitude, n_iter - 1, hop)
+        if kind == "momentum":  # librosa's default, the "fast" Griffin-Lim of Perraudin et al. (2013)
+            return librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=hop, momentum=0.99, init=None)
         if kind == "keep_rebuilt":  # never restores the target magnitudes
             spec = magnitude.astype(np.complex64)
             for _ in range(n_iter):
@@ -162,6 +164,9 @@ register(Exercise(
         Variant("you never put the target magnitudes back, so nothing changes after the first round (this is "
                 "the inverse STFT of the magnitudes with zero phase): each round keeps the phases of the rebuilt "
                 "STFT and restores the given magnitude, magnitude * rebuilt / |rebuilt|", _gl_variant("keep_rebuilt")),
+        Variant("your phases take a step past the new estimate (momentum, as in librosa.griffinlim's default "
+                "momentum=0.99): plain Griffin–Lim keeps exactly the phases of the rebuilt STFT each round",
+                _gl_variant("momentum")),
     ],
     hints=[
         "Start from phase 0 (the spectrogram is the magnitude itself, as complex numbers). Each round: "
