@@ -1,6 +1,6 @@
 """Train the text-to-speech model of chapter 2.3.3 and publish ``text-to-speech``.
 
-    python scripts/train_text_to_speech.py [--steps N] [--threads 2] [--no-publish]
+    python scripts/train_text_to_speech.py [--steps 2000] [--batch-size 24] [--threads 2] [--no-publish]
 
 1. **Data.** The eSpeak NG corpus ``tts-train``: 8000 clips of *training* texts (one to four
    digits, no held-out word pair), one voice (``en-us``), speed 150-190 words per minute, pitch
