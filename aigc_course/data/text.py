@@ -1,28 +1,21 @@
-"""Data sets the course uses, all local: nothing is downloaded.
+"""Text read from the local Python standard library's source (Chapters 1 and 3.1).
 
-* :func:`python_corpus` -- text read from the local Python standard library's source
-  (Chapters 1 and 3.1), split by file into train / validation / test.
-* :func:`ring_gaussians`, :func:`grid_gaussians` -- the 2-D mixtures of the GAN
-  mode-collapse literature (VEEGAN, PacGAN); :func:`ring_log_density` is the ring's exact density.
-* :func:`load_digits` -- scikit-learn's 8x8 handwritten digits, scaled to ``[0, 1]``
-  (ink / 16), with a fixed stratified train/test split.
+:func:`python_corpus` splits the ``.py`` files into train / validation / test by a hash of each
+file's path; :func:`normalize_text` maps text to :data:`CORPUS_ALPHABET` (printable ASCII and
+newline), and :func:`encode_chars` / :func:`decode_chars` turn it into ids and back.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from aigc_course._checks import check_int, check_number
 from aigc_course.tokenizers import as_token_ids
-
-# --------------------------------------------------------------------------- text corpus
 
 # Folders of the standard library left out: test suites are huge and repetitive,
 # site-packages holds third-party code, and encodings/ and pydoc_data/ are mostly
@@ -179,96 +172,3 @@ def python_corpus(
     return TextCorpus(
         "".join(parts["train"]), "".join(parts["valid"]), "".join(parts["test"]), files, str(root)
     )
-
-
-# --------------------------------------------------------------------------- 2-D mixtures
-
-
-def ring_centers(num_modes: int = 8, radius: float = 2.0) -> torch.Tensor:
-    """Centres of the ring: ``radius * (cos 2πk/K, sin 2πk/K)`` for ``k = 0..K-1``. ``(K, 2)``."""
-    num_modes = check_int(num_modes, "num_modes", low=1)
-    radius = check_number(radius, "radius", low=0, low_open=True)
-    k = torch.arange(num_modes, dtype=torch.float64)
-    angles = 2 * math.pi * k / num_modes
-    return torch.stack([radius * torch.cos(angles), radius * torch.sin(angles)], dim=1).float()
-
-
-def grid_centers(values: tuple[float, ...] = (-4.0, -2.0, 0.0, 2.0, 4.0)) -> torch.Tensor:
-    """Centres of the grid: every pair from ``values`` (default 5x5). ``(len(values)**2, 2)``."""
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
-        raise ValueError(f"values must be a non-empty sequence of numbers, got {values!r}")
-    values = [check_number(v, "values[...]") for v in values]
-    v = torch.tensor(values, dtype=torch.float32)
-    xx, yy = torch.meshgrid(v, v, indexing="ij")
-    return torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
-
-
-def _mixture(n: int, centers: torch.Tensor, std: float, generator: torch.Generator | None):
-    n = check_int(n, "n", low=1)
-    std = check_number(std, "std", low=0)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    idx = torch.randint(len(centers), (n,), generator=generator)
-    noise = torch.randn(n, 2, generator=generator) * std
-    return centers[idx] + noise, idx
-
-
-def ring_gaussians(n: int, std: float = 0.02, generator: torch.Generator | None = None, return_modes: bool = False):
-    """``n`` points from 8 equal Gaussians on a circle of radius 2, std 0.02. ``(n, 2)``."""
-    points, idx = _mixture(n, ring_centers(), std, generator)
-    return (points, idx) if return_modes else points
-
-
-def ring_log_density(x: torch.Tensor, std: float = 0.02) -> torch.Tensor:
-    """Exact ``log p(x)`` of the ring mixture (8 equal isotropic Gaussians), ``(n, 2) -> (n,)``.
-
-    The best test log-density any model of :func:`ring_gaussians` can reach (in nats).
-    """
-    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != 2 or not x.is_floating_point():
-        got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a float tensor of shape (n, 2), got {got}")
-    std = check_number(std, "std", low=0, low_open=True)
-    d2 = torch.cdist(x.double(), ring_centers().double().to(x.device)) ** 2
-    log_component = -d2 / (2 * std**2) - math.log(2 * math.pi * std**2)
-    return (torch.logsumexp(log_component, dim=1) - math.log(len(ring_centers()))).to(x.dtype)
-
-
-def grid_gaussians(n: int, std: float = 0.05, generator: torch.Generator | None = None, return_modes: bool = False):
-    """``n`` points from 25 equal Gaussians centred on {-4,-2,0,2,4}², std 0.05. ``(n, 2)``."""
-    points, idx = _mixture(n, grid_centers(), std, generator)
-    return (points, idx) if return_modes else points
-
-
-# --------------------------------------------------------------------------- digits
-
-DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-
-@dataclass(frozen=True)
-class DigitsSplit:
-    """scikit-learn's digits as tensors: images ``(N, 1, 8, 8)`` in ``[0, 1]``, labels ``(N,)``."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-
-def load_digits(test_size: float = 0.2, seed: int = 0) -> DigitsSplit:
-    """scikit-learn's 1,797 digits, ink / 16, split stratified with a fixed seed.
-
-    The default split (20 % test, seed 0) is the one every chapter and checkpoint uses:
-    1,437 training and 360 test images.
-    """
-    test_size = check_number(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
-    seed = check_int(seed, "seed", low=0, high=2**32 - 1)
-    from sklearn.datasets import load_digits as sk_load_digits
-    from sklearn.model_selection import train_test_split
-
-    bunch = sk_load_digits()
-    images = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
-    labels = bunch.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        images, labels, test_size=test_size, random_state=seed, stratify=labels
-    )
-    return DigitsSplit(torch.from_numpy(x_tr), torch.from_numpy(y_tr), torch.from_numpy(x_te), torch.from_numpy(y_te))
