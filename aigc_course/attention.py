@@ -465,7 +465,7 @@ class MultiHeadAttention(nn.Module):
 
 @contextmanager
 def record_attention(module: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Collect the attention weights of every :class:`MultiHeadAttention` inside ``module``.
+    """Collect the attention weights of every :class:`MultiHeadAttention` and :class:`CrossAttention` inside ``module``.
 
     Yields a list; while the ``with`` block runs, each attention call appends its weights
     ``(B, H, T_q, T_k)`` (rows sum to 1, before dropout), in call order -- for a GPT, one per
@@ -476,9 +476,9 @@ def record_attention(module: nn.Module) -> Iterator[list[torch.Tensor]]:
             model(idx)
         maps = torch.stack(weights)  # (n_layer, B, H, T, T)
     """
-    layers = [m for m in module.modules() if isinstance(m, MultiHeadAttention)]
+    layers = [m for m in module.modules() if isinstance(m, MultiHeadAttention | CrossAttention)]
     if not layers:
-        raise ValueError(f"module has no MultiHeadAttention layer to record, got {type(module).__name__}")
+        raise ValueError(f"module has no attention layer to record, got {type(module).__name__}")
     weights: list[torch.Tensor] = []
     previous = [layer._weights_sink for layer in layers]
     for layer in layers:
@@ -488,3 +488,66 @@ def record_attention(module: nn.Module) -> Iterator[list[torch.Tensor]]:
     finally:
         for layer, sink in zip(layers, previous, strict=True):
             layer._weights_sink = sink
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from queries ``x (B, T_q, C)`` to a separate ``context (B, T_k, C_ctx)``.
+
+    The keys and values come from the context, the queries from ``x``
+    (Vaswani et al. 2017, the decoder's "encoder-decoder attention"; Stable Diffusion's text
+    conditioning): :math:`\\mathrm{softmax}(xW_Q (cW_K)^\\top/\\sqrt{d_k})\\,cW_V` per head
+    (book eq. 3.1.2), heads concatenated and mixed by ``out_proj``. ``context_mask (B, T_k)``
+    is ``True`` for real context tokens and ``False`` for padding, which no query attends to.
+    Same parameters as ``torch.nn.MultiheadAttention(C, H, kdim=C_ctx, vdim=C_ctx)``.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, context_dim: int | None = None, dropout: float = 0.0,
+                 bias: bool = True, backend: str = "sdpa"):
+        super().__init__()
+        if not isinstance(num_heads, int) or num_heads < 1:
+            raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+        if not isinstance(d_model, int) or d_model < 1 or d_model % num_heads:
+            raise ValueError(f"d_model must be a positive int divisible by num_heads={num_heads}, got {d_model!r}")
+        context_dim = d_model if context_dim is None else context_dim
+        if not isinstance(context_dim, int) or context_dim < 1:
+            raise ValueError(f"context_dim must be a positive int, got {context_dim!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
+        self.context_dim, self.dropout, self.backend = context_dim, dropout, backend
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(context_dim, d_model, bias=bias)
+        self.v_proj = nn.Linear(context_dim, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self._weights_sink: list[torch.Tensor] | None = None  # set by record_attention
+
+    def _split(self, t: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, H, T, hd)
+        b, n, _ = t.shape
+        return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (B, T_q, C)``, ``context (B, T_k, C_ctx)`` -> ``(B, T_q, C)``.
+
+        Inside :func:`record_attention` the weights ``(B, H, T_q, T_k)`` (each row sums to 1 over
+        the unmasked tokens) are computed with the plain formula and appended to its list."""
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have shape (B, T_q, {self.d_model}), got {tuple(x.shape)}")
+        if context.dim() != 3 or context.shape[-1] != self.context_dim or len(context) != len(x):
+            raise ValueError(f"context must have shape ({len(x)}, T_k, {self.context_dim}), got {tuple(context.shape)}")
+        mask = None
+        if context_mask is not None:
+            if context_mask.dtype != torch.bool or context_mask.shape != context.shape[:2]:
+                raise ValueError(f"context_mask must be a bool tensor of shape {tuple(context.shape[:2])} "
+                                 f"(True = attend), got {context_mask.dtype} {tuple(context_mask.shape)}")
+            mask = context_mask[:, None, None, :]  # (B, 1, 1, T_k): the same keys for every head and query
+        b, t, c = x.shape
+        q, k, v = self._split(self.q_proj(x)), self._split(self.k_proj(context)), self._split(self.v_proj(context))
+        p = self.dropout if self.training else 0.0
+        if self._weights_sink is not None:
+            y, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
+            self._weights_sink.append(weights)
+        else:
+            y = attend(q, k, v, mask=mask, dropout_p=p, backend=self.backend)
+        return self.out_proj(y.transpose(1, 2).contiguous().view(b, t, c))

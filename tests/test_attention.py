@@ -343,3 +343,78 @@ def test_mha_forward_does_not_synchronise(monkeypatch):
     for backend in BACKENDS:
         mha.backend = backend
         mha(x, mask=mask, is_causal=True).sum()
+# --------------------------------------------------------------------------- cross-attention
+
+
+def _cross_and_reference(d_model=16, heads=4, ctx_dim=12, seed=0):
+    from aigc_course.attention import CrossAttention
+
+    torch.manual_seed(seed)
+    ours = CrossAttention(d_model, heads, ctx_dim).eval()
+    ref = torch.nn.MultiheadAttention(d_model, heads, kdim=ctx_dim, vdim=ctx_dim, batch_first=True).eval()
+    with torch.no_grad():  # the same weights: torch keeps separate q/k/v matrices when kdim != d_model
+        ref.q_proj_weight.copy_(ours.q_proj.weight)
+        ref.k_proj_weight.copy_(ours.k_proj.weight)
+        ref.v_proj_weight.copy_(ours.v_proj.weight)
+        ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+        ref.out_proj.weight.copy_(ours.out_proj.weight)
+        ref.out_proj.bias.copy_(ours.out_proj.bias)
+    return ours, ref
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "manual", "blockwise"])
+def test_cross_attention_matches_torch_multihead_attention_with_padding(backend):
+    ours, ref = _cross_and_reference()
+    ours.backend = backend
+    g = torch.Generator().manual_seed(3)
+    x, context = torch.randn(3, 10, 16, generator=g), torch.randn(3, 7, 12, generator=g)
+    keep = torch.ones(3, 7, dtype=torch.bool)
+    keep[0, 4:] = False  # padding at the end of two of the three contexts
+    keep[2, 1:] = False
+    out = ours(x, context, keep)
+    expected, expected_w = ref(x, context, context, key_padding_mask=~keep)  # torch: True = ignore
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    from aigc_course.attention import record_attention
+
+    with record_attention(ours) as recorded:
+        out_w = ours(x, context, keep)
+    torch.testing.assert_close(out_w, expected, atol=1e-5, rtol=1e-5)
+    (weights,) = recorded
+    assert weights.shape == (3, 4, 10, 7)
+    torch.testing.assert_close(weights.mean(1), expected_w, atol=1e-5, rtol=1e-5)  # torch averages the heads
+    assert torch.all(weights[0, ..., 4:] == 0) and torch.all(weights[2, ..., 1:] == 0)
+
+
+def test_cross_attention_equals_sdpa_per_head_and_ignores_padding_values():
+    from aigc_course.attention import CrossAttention
+
+    attn = CrossAttention(8, 2, 6).eval()
+    g = torch.Generator().manual_seed(0)
+    x, context = torch.randn(2, 5, 8, generator=g), torch.randn(2, 4, 6, generator=g)
+    keep = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    q = attn.q_proj(x).view(2, 5, 2, 4).transpose(1, 2)
+    k = attn.k_proj(context).view(2, 4, 2, 4).transpose(1, 2)
+    v = attn.v_proj(context).view(2, 4, 2, 4).transpose(1, 2)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+    expected = attn.out_proj(expected.transpose(1, 2).reshape(2, 5, 8))
+    torch.testing.assert_close(attn(x, context, keep), expected, atol=1e-5, rtol=1e-5)
+    changed = context.clone()
+    changed[0, 2:] = 100.0  # what sits in padded positions must not matter
+    torch.testing.assert_close(attn(x, changed, keep), attn(x, context, keep))
+
+
+def test_cross_attention_errors_name_the_argument():
+    from aigc_course.attention import CrossAttention
+
+    attn = CrossAttention(8, 2, 6)
+    x, context = torch.randn(2, 5, 8), torch.randn(2, 4, 6)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, T_q, 8\)"):
+        attn(torch.randn(2, 5, 7), context)
+    with pytest.raises(ValueError, match=r"context must have shape \(2, T_k, 6\)"):
+        attn(x, torch.randn(2, 4, 8))
+    with pytest.raises(ValueError, match="context_mask must be a bool tensor"):
+        attn(x, context, torch.ones(2, 4))
+    with pytest.raises(ValueError, match="d_model must be a positive int divisible"):
+        CrossAttention(10, 4)
+    with pytest.raises(ValueError, match="context_dim must be a positive int"):
+        CrossAttention(8, 2, 0)
