@@ -143,13 +143,15 @@ def predict_noise(
     x: torch.Tensor,
     t: int,
     labels: torch.Tensor | None = None,
-    null_label: int | None = None,
+    null_label: int | torch.Tensor | None = None,
     guidance_scale: float = 1.0,
 ) -> torch.Tensor:
     """The model's :math:`\\hat\\varepsilon` at timestep ``t`` for ``x (B, ...)``, guided when asked.
 
     With ``labels`` and ``guidance_scale != 1`` the conditional and the null-label
-    (unconditional) passes run as one batch of ``2B``.
+    (unconditional) passes run as one batch of ``2B``. ``labels`` is ``(B,)`` class ids with an
+    int ``null_label``, or any ``(B, ...)`` condition (a prompt's token ids ``(B, L)``) with a
+    ``null_label`` tensor that broadcasts to it (the empty prompt's ids ``(L,)``).
     """
     check_tensor(x, "x", floating=True)
     guidance_scale = check_number(guidance_scale, "guidance_scale", low=0.0)
@@ -158,7 +160,10 @@ def predict_noise(
         return model(x, t_batch, labels)
     if null_label is None:
         raise ValueError("guidance_scale != 1 needs the model's null_label")
-    nulls = torch.full_like(labels, null_label)
+    if isinstance(null_label, torch.Tensor):
+        nulls = null_label.to(labels.device, labels.dtype).expand_as(labels)
+    else:
+        nulls = torch.full_like(labels, null_label)
     eps = model(torch.cat([x, x]), torch.cat([t_batch, t_batch]), torch.cat([labels, nulls]))
     eps_cond, eps_uncond = eps.chunk(2)
     return classifier_free_guidance(eps_uncond, eps_cond, guidance_scale)
@@ -171,7 +176,7 @@ def sample(
     shape: tuple[int, ...],
     *,
     labels: torch.Tensor | None = None,
-    null_label: int | None = None,
+    null_label: int | torch.Tensor | None = None,
     num_inference_steps: int | None = None,
     sampler: str = "ddpm",
     eta: float = 0.0,
@@ -203,9 +208,10 @@ def sample(
     if labels is not None:
         labels = torch.as_tensor(labels)
         if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
-        if labels.shape != (shape[0],):
-            raise ValueError(f"labels must have shape ({shape[0]},), got {tuple(labels.shape)}")
+            raise ValueError(f"labels must be integer class ids or token ids, got dtype {labels.dtype}")
+        if labels.ndim == 0 or len(labels) != shape[0]:
+            raise ValueError(f"labels must have one row per sample, shape ({shape[0]},) or ({shape[0]}, ...), "
+                             f"got {tuple(labels.shape)}")
         labels = labels.long().to(device)
 
     def randn() -> torch.Tensor:
