@@ -63,15 +63,17 @@ def plot_loss(history_or_losses, ax=None, label: str | None = None, smooth: int 
 
 
 def show_images(images, nrow: int | None = None, titles=None, ax=None, cmap: str = "gray_r", scale: float = 0.9):
-    """Draw a grid of images ``(N, 1, H, W)`` or ``(N, H, W)`` with values in ``[0, 1]``.
+    """Draw a grid of images ``(N, 1, H, W)``, ``(N, H, W)`` or colour ``(N, 3, H, W)``, values in ``[0, 1]``.
 
     Returns the figure. Titles, if given, go under each image.
     """
     arr = _to_numpy(images)
-    if arr.ndim == 4:
+    if arr.ndim == 4 and arr.shape[1] == 3:
+        arr = arr.transpose(0, 2, 3, 1)  # (N, H, W, 3) for imshow
+    elif arr.ndim == 4 and arr.shape[1] == 1:
         arr = arr[:, 0]
-    if arr.ndim != 3:
-        raise ValueError(f"images must have shape (N, 1, H, W) or (N, H, W), got {arr.shape}")
+    elif arr.ndim != 3:
+        raise ValueError(f"images must have shape (N, 1, H, W), (N, 3, H, W) or (N, H, W), got {arr.shape}")
     n = len(arr)
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)

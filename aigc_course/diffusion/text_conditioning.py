@@ -95,10 +95,13 @@ class PromptTokenizer:
         """A batch of prompts -> ``ids (B, L)`` long and ``mask (B, L)`` bool."""
         if isinstance(prompts, str) or not isinstance(prompts, Sequence):
             raise ValueError(f"{name} must be a list of strings, got {type(prompts).__name__}")
-        ids = torch.full((len(prompts), self.context_length), self.pad_id, dtype=torch.long)
-        for i, prompt in enumerate(prompts):
-            row = self.tokens(prompt, f"{name}[{i}]")
-            ids[i, : len(row)] = torch.tensor(row)
+        return self.pad([self.tokens(prompt, f"{name}[{i}]") for i, prompt in enumerate(prompts)])
+
+    def pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token rows (from :meth:`tokens`) -> ``ids (B, L)`` padded with ``pad_id``, and the mask."""
+        ids = torch.full((len(rows), self.context_length), self.pad_id, dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         return ids, ids != self.pad_id
 
     def mask_of(self, ids: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,25 @@
+"""The book's figure helpers."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from aigc_course.plotting import show_images  # noqa: E402
+
+
+@pytest.mark.parametrize("shape", [(4, 1, 8, 8), (4, 8, 8), (4, 3, 32, 32)])
+def test_show_images_draws_grey_and_colour_grids(shape):
+    fig = show_images(torch.rand(shape), nrow=2, titles=list("abcd"))
+    shown = [im.get_array() for ax in fig.axes for im in ax.get_images()]
+    assert len(shown) == 4
+    assert shown[0].shape == ((32, 32, 3) if shape[1] == 3 else (8, 8))
+    plt.close(fig)
+
+
+def test_show_images_rejects_other_channel_counts():
+    with pytest.raises(ValueError, match=r"images must have shape \(N, 1, H, W\), \(N, 3, H, W\)"):
+        show_images(torch.rand(2, 2, 8, 8))
