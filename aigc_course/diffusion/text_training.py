@@ -1,0 +1,215 @@
+"""Training the text-to-image model: the autoencoder first, then the denoiser (Chapter 5).
+
+:class:`TextToImageRecipe` holds every setting as data (the shipped checkpoint's recipe is
+``TextToImageRecipe()``; ``scripts/train_text_to_image.py`` runs it). :func:`train_text_to_image`
+follows latent diffusion's two stages:
+
+1. **Autoencoder** (``space="latent"`` only) -- :func:`train_autoencoder` on the training
+   images; its encoder then turns every image into a standardised latent once.
+2. **Denoiser** -- the simple loss (eq. 4.4.8) on ``(latent, caption)`` pairs, with each caption
+   replaced by the empty caption with probability ``p_uncond`` (:func:`drop_captions`) so that
+   one network also learns the unconditional noise that classifier-free guidance needs. The
+   text encoder inside the U-Net is trained jointly, from scratch. AdamW, warm-up + cosine
+   learning rate, and an exponential moving average (EMA) of the weights, which is what ships.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from aigc_course.data import captioned_scenes
+from aigc_course.diffusion.autoencoder import SceneAutoencoder
+from aigc_course.diffusion.losses import noise_prediction_loss
+from aigc_course.diffusion.schedule import NoiseSchedule
+from aigc_course.diffusion.text_conditioning import PromptTokenizer, drop_captions
+from aigc_course.diffusion.text_pipeline import TextToImagePipeline
+from aigc_course.diffusion.text_unet import TextConditionedUNet
+from aigc_course.training import History, fit
+
+
+@dataclass
+class TextToImageRecipe:
+    """Every setting of a text-to-image training run (defaults: the shipped ``text-to-image``)."""
+
+    space: str = "latent"  # "latent" (autoencoder + diffusion on 8x8 latents) or "pixel" (32x32)
+    num_images: int = 20_000  # captioned_scenes(num_images, seed=data_seed, split="train")
+    data_seed: int = 0
+    seed: int = 0
+    # the autoencoder
+    latent_channels: int = 4
+    ae_channels: tuple[int, int] = (32, 64)
+    ae_steps: int = 800
+    ae_batch_size: int = 64
+    ae_lr: float = 2e-3
+    # the denoiser
+    channels: tuple[int, ...] = (64, 128)
+    emb_dim: int = 128
+    text_width: int = 64
+    text_layers: int = 2
+    num_heads: int = 4
+    context_length: int = 16
+    attention_resolution: int = 4
+    cross_attention_resolution: int = 8
+    dropout: float = 0.0
+    schedule: str = "cosine"
+    timesteps: int = 1000
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 200
+    ema_decay: float = 0.999
+    p_uncond: float = 0.15
+    guidance_scale: float = 3.0  # the pipeline's default
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.space not in ("latent", "pixel"):
+            raise ValueError(f"space must be 'latent' or 'pixel', got {self.space!r}")
+        self.ae_channels = tuple(self.ae_channels)
+        self.channels = tuple(self.channels)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ae_channels"], d["channels"] = list(self.ae_channels), list(self.channels)
+        return d
+
+
+class _EMA:
+    """Exponential moving average of the weights, with the usual warm-up of the decay."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
+            ema_p.lerp_(p.detach(), 1 - decay)
+
+
+def _warmup_cosine(optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_autoencoder(autoencoder: SceneAutoencoder, images: torch.Tensor, steps: int, *, batch_size: int = 64,
+                      lr: float = 2e-3, generator: torch.Generator | None = None, progress: bool = True) -> History:
+    """Minimise :meth:`SceneAutoencoder.loss` on random batches of ``images (N, 3, S, S)``, then
+    fit the latent standardisation on (up to 4,096 of) the same images."""
+    device = next(autoencoder.parameters()).device
+    optimizer = torch.optim.AdamW(autoencoder.parameters(), lr=lr, weight_decay=0.0)
+    scheduler = _warmup_cosine(optimizer, min(100, steps // 10 + 1), steps)
+
+    def loss_fn(model, step):
+        idx = torch.randint(len(images), (batch_size,), generator=generator)
+        return model.loss(images[idx].to(device))
+
+    history = fit(autoencoder, optimizer, loss_fn, steps, scheduler=scheduler, desc="autoencoder", progress=progress)
+    autoencoder.fit_latent_scale(images[:4096].to(device))
+    return history
+
+
+def build_unet(recipe: TextToImageRecipe, tokenizer: PromptTokenizer) -> TextConditionedUNet:
+    """The denoiser a recipe describes, for latents ``(4, 8, 8)`` or pixels ``(3, 32, 32)``."""
+    latent = recipe.space == "latent"
+    return TextConditionedUNet(
+        vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, context_length=recipe.context_length,
+        in_channels=recipe.latent_channels if latent else 3, image_size=8 if latent else 32,
+        channels=recipe.channels, emb_dim=recipe.emb_dim, text_width=recipe.text_width,
+        text_layers=recipe.text_layers, num_heads=recipe.num_heads,
+        attention_resolution=recipe.attention_resolution,
+        cross_attention_resolution=recipe.cross_attention_resolution, dropout=recipe.dropout,
+    )
+
+
+def train_text_to_image(recipe: TextToImageRecipe | None = None, *, device: torch.device | str = "cpu",
+                        progress: bool = True, data: tuple | None = None,
+                        autoencoder: SceneAutoencoder | None = None,
+                        callback: Callable[[int, TextToImagePipeline], None] | None = None
+                        ) -> tuple[TextToImagePipeline, dict]:
+    """Train a text-to-image pipeline from scratch; returns ``(pipeline, report)``.
+
+    ``data`` overrides the training set with ``(images (N, 3, 32, 32), captions)``;
+    ``autoencoder`` reuses a trained one (stage 1 is skipped). The report holds the loss
+    histories and the seconds each stage took. ``callback(step, pipeline)`` runs after every
+    denoiser step with a pipeline around the current EMA weights.
+    """
+    recipe = TextToImageRecipe() if recipe is None else recipe
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)  # weight initialisation
+    report: dict = {"seconds": {}}
+    start = time.perf_counter()
+    if data is None:
+        images, captions, _ = captioned_scenes(recipe.num_images, seed=recipe.data_seed, split="train")
+    else:
+        images, captions = data
+    report["seconds"]["data"] = time.perf_counter() - start
+    tokenizer = PromptTokenizer.train(sorted(set(captions)), recipe.context_length)
+
+    start = time.perf_counter()
+    if recipe.space == "pixel":
+        autoencoder = None
+    elif autoencoder is None:
+        autoencoder = SceneAutoencoder(recipe.latent_channels, recipe.ae_channels).to(device)
+        report["autoencoder_history"] = train_autoencoder(
+            autoencoder, images, recipe.ae_steps, batch_size=recipe.ae_batch_size, lr=recipe.ae_lr,
+            generator=generator, progress=progress)
+    if autoencoder is not None:
+        if autoencoder.config["latent_channels"] != recipe.latent_channels:
+            raise ValueError(f"autoencoder has {autoencoder.config['latent_channels']} latent channels, "
+                             f"the recipe {recipe.latent_channels}")
+        autoencoder.eval()
+        with torch.no_grad():
+            x_train = torch.cat([autoencoder.encode(images[i : i + 1024].to(device)) for i in range(0, len(images), 1024)])
+    else:
+        x_train = (images * 2 - 1).to(device)
+    report["seconds"]["autoencoder"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    schedule = NoiseSchedule(recipe.schedule, recipe.timesteps)
+    unet = build_unet(recipe, tokenizer).to(device)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=0.0)
+    scheduler = _warmup_cosine(optimizer, recipe.warmup, recipe.steps)
+    ema = _EMA(unet, recipe.ema_decay)
+
+    def loss_fn(model, step):
+        idx = torch.randint(len(x_train), (recipe.batch_size,), generator=generator)
+        batch_captions = drop_captions([captions[i] for i in idx.tolist()], recipe.p_uncond, generator)
+        ids, _ = tokenizer(batch_captions, name="captions")
+        return noise_prediction_loss(model, schedule, x_train[idx.to(device)], ids.to(device), generator=generator)
+
+    config = {
+        "space": recipe.space, "image_size": 32, "schedule": recipe.schedule, "timesteps": recipe.timesteps,
+        "guidance_scale": recipe.guidance_scale, "unet": unet.config, "tokenizer": tokenizer.to_dict(),
+        "autoencoder": None if autoencoder is None else autoencoder.config, "recipe": recipe.to_dict(),
+    }
+    pipe = TextToImagePipeline(ema.model, tokenizer, schedule, autoencoder, config)
+
+    class _AfterStep:  # fit() steps the scheduler after each update; the EMA follows it
+        steps = 0
+
+        def step(self):
+            scheduler.step()
+            ema.update(unet)
+            self.steps += 1
+            if callback is not None:
+                callback(self.steps, pipe)
+
+    report["denoiser_history"] = fit(unet, optimizer, loss_fn, recipe.steps, grad_clip=1.0, scheduler=_AfterStep(),
+                                     desc="denoiser", progress=progress)
+    report["seconds"]["denoiser"] = time.perf_counter() - start
+    return pipe, report
