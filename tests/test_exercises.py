@@ -782,6 +782,58 @@ PLANTED += [
 ]
 
 
+# ---------------------------------------------------------------------------- 5 text to image
+
+
+def cross_no_mask(h, context, context_mask, w_q, w_k, w_v):
+    b, c, height, width = h.shape
+    pixels = h.reshape(b, c, height * width).transpose(1, 2)
+    weights = torch.softmax((pixels @ w_q) @ (context @ w_k).transpose(-2, -1) / math.sqrt(c), dim=-1)
+    return h + (weights @ (context @ w_v)).transpose(1, 2).reshape(b, c, height, width)
+
+
+def cross_plain_reshape(h, context, context_mask, w_q, w_k, w_v):
+    b, c, height, width = h.shape
+    pixels = h.reshape(b, height * width, c)
+    scores = (pixels @ w_q) @ (context @ w_k).transpose(-2, -1) / math.sqrt(c)
+    weights = torch.softmax(scores.masked_fill(~context_mask[:, None, :], float("-inf")), dim=-1)
+    return h + (weights @ (context @ w_v)).reshape(b, c, height, width)
+
+
+def guided_swapped(model, x, t, ids, null_ids, guidance_scale):
+    tb = torch.full((2 * len(x),), t, device=x.device)
+    with torch.no_grad():
+        cond, uncond = model(torch.cat([x, x]), tb, torch.cat([ids, null_ids.expand_as(ids)])).chunk(2)
+    return cond + guidance_scale * (uncond - cond)
+
+
+def guided_one_plus_w(model, x, t, ids, null_ids, guidance_scale):
+    tb = torch.full((2 * len(x),), t, device=x.device)
+    with torch.no_grad():
+        cond, uncond = model(torch.cat([x, x]), tb, torch.cat([ids, null_ids.expand_as(ids)])).chunk(2)
+    return cond + guidance_scale * (cond - uncond)
+
+
+def dropout_inverted(captions, p_uncond, seed):
+    keep = torch.rand(len(captions), generator=torch.Generator().manual_seed(seed)) < p_uncond
+    return [c if k else "" for c, k in zip(captions, keep.tolist(), strict=True)]
+
+
+def dropout_removed(captions, p_uncond, seed):
+    drop = torch.rand(len(captions), generator=torch.Generator().manual_seed(seed)) < p_uncond
+    return [c for c, d in zip(captions, drop.tolist(), strict=True) if not d]
+
+
+PLANTED += [
+    ("5.1", cross_no_mask, "padding tokens were attended to"),
+    ("5.1", cross_plain_reshape, "scrambles channels and pixels"),
+    ("5.2", guided_swapped, "swapped"),
+    ("5.2", guided_one_plus_w, "(1 + w) form"),
+    ("5.3", dropout_inverted, "inverted"),
+    ("5.3", dropout_removed, "replaced, not removed"),
+]
+
+
 @pytest.mark.parametrize(("exercise_id", "wrong", "message"), PLANTED, ids=[f"{i}-{f.__name__}" for i, f, _ in PLANTED])
 def test_checker_rejects_planted_mistake_with_its_message(exercise_id, wrong, message, capsys):
     # on the CPU: some planted answers also forget the device, which is not the mistake tested here
