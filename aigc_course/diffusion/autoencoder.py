@@ -6,8 +6,8 @@ latent of an autoencoder trained beforehand: an image ``(3, 32, 32)`` becomes ``
 the decoder turns the final ``z`` back into pixels. The diffusion model then spends its
 compute on what the scene *is*, not on anti-aliased edges, which the decoder draws.
 
-The encoder and decoder are convolutional stacks with two stride-2 steps each (the decoder
-upsamples with transposed convolutions); the widest layers work at ``S/2`` and ``S/4``. Training
+The encoder cuts the image into 4x4 patches and mixes neighbouring patches with convolutions;
+the decoder mirrors it. Training
 minimises the L1 reconstruction error plus a small penalty on :math:`\\lVert z\\rVert^2` that keeps
 the latent's scale bounded (the role of Stable Diffusion's tiny KL term). After training,
 :meth:`SceneAutoencoder.fit_latent_scale` records the latent's per-channel mean and standard
@@ -22,30 +22,34 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _block(in_ch: int, out_ch: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.GroupNorm(8, out_ch), nn.SiLU())
-
-
 class SceneAutoencoder(nn.Module):
-    """``(B, 3, S, S)`` in ``[0, 1]`` <-> latents ``(B, latent_channels, S/4, S/4)``."""
+    """``(B, 3, S, S)`` in ``[0, 1]`` <-> latents ``(B, latent_channels, S/4, S/4)``.
 
-    def __init__(self, latent_channels: int = 4, channels: tuple[int, int] = (32, 64), image_size: int = 32):
+    Encoder: a 4x4 stride-4 convolution cuts the image into 4x4 patches (ViT's patchify), then
+    3x3 convolutions mix each patch with its neighbours down to ``latent_channels`` numbers per
+    patch. Decoder: 3x3 convolutions, a stride-4 transposed convolution back to pixels and
+    ``refine_layers`` 3x3 convolutions at full resolution that sharpen edges across patch borders. Almost all the compute is
+    on the ``S/4 x S/4`` grid.
+    """
+
+    def __init__(self, latent_channels: int = 8, channels: tuple[int, int] = (16, 96), image_size: int = 32,
+                 refine_layers: int = 1):
         super().__init__()
         c0, c1 = channels
-        self.config = {"latent_channels": latent_channels, "channels": list(channels), "image_size": image_size}
+        self.config = {"latent_channels": latent_channels, "channels": list(channels), "image_size": image_size,
+                       "refine_layers": refine_layers}
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, c0, 3, stride=2, padding=1), nn.SiLU(),  # S/2
-            _block(c0, c1),
-            nn.Conv2d(c1, c1, 3, stride=2, padding=1), nn.SiLU(),  # S/4
-            _block(c1, c1),
+            nn.Conv2d(3, c1, 4, stride=4), nn.SiLU(),  # S/4: one vector per 4x4 patch
+            nn.Conv2d(c1, c1, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(c1, c1, 3, padding=1), nn.SiLU(),
             nn.Conv2d(c1, latent_channels, 1),
         )
         self.decoder = nn.Sequential(
-            _block(latent_channels, c1),
-            _block(c1, c1),
-            nn.ConvTranspose2d(c1, c1, 2, stride=2), nn.SiLU(),  # S/2
-            _block(c1, c0),
-            nn.ConvTranspose2d(c0, c0, 2, stride=2), nn.SiLU(),  # S
+            nn.Conv2d(latent_channels, c1, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(c1, c1, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(c1, c1, 3, padding=1), nn.SiLU(),
+            nn.ConvTranspose2d(c1, c0, 4, stride=4), nn.SiLU(),  # S: a 4x4 patch from each vector
+            *[m for _ in range(refine_layers - 1) for m in (nn.Conv2d(c0, c0, 3, padding=1), nn.SiLU())],
             nn.Conv2d(c0, 3, 3, padding=1),
         )
         self.register_buffer("latent_mean", torch.zeros(latent_channels))

@@ -57,6 +57,7 @@ class TextToImageRecipe:
     attention_resolution: int = 4
     cross_attention_resolution: int = 8
     dropout: float = 0.0
+    position_embedding: bool = True
     schedule: str = "cosine"
     timesteps: int = 1000
     steps: int = 4000
@@ -132,6 +133,7 @@ def build_unet(recipe: TextToImageRecipe, tokenizer: PromptTokenizer) -> TextCon
         text_layers=recipe.text_layers, num_heads=recipe.num_heads,
         attention_resolution=recipe.attention_resolution,
         cross_attention_resolution=recipe.cross_attention_resolution, dropout=recipe.dropout,
+        position_embedding=recipe.position_embedding,
     )
 
 

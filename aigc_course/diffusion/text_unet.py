@@ -6,7 +6,8 @@ self-attention among the pixels (:class:`~aigc_course.diffusion.models.SelfAtten
 cross-attention from the pixels to the prompt's tokens
 (:class:`~aigc_course.diffusion.text_conditioning.SpatialCrossAttention`). The prompt enters
 twice, as in Imagen: its token features through cross-attention, and its pooled feature added
-to the time embedding.
+to the time embedding. A learned position embedding after the first convolution lets the
+network place objects at absolute positions ("at the top left").
 
 The network owns its :class:`~aigc_course.diffusion.text_conditioning.TextEncoder` and takes
 the prompt as token ids, so it has the same call as every denoiser of the course,
@@ -66,6 +67,7 @@ class TextConditionedUNet(nn.Module):
         attention_resolution: int = 4,
         cross_attention_resolution: int = 8,
         dropout: float = 0.0,
+        position_embedding: bool = True,
     ):
         super().__init__()
         channels = tuple(channels)
@@ -77,6 +79,7 @@ class TextConditionedUNet(nn.Module):
             "emb_dim": emb_dim, "text_width": text_width, "text_layers": text_layers, "num_heads": num_heads,
             "attention_resolution": attention_resolution,
             "cross_attention_resolution": cross_attention_resolution, "dropout": dropout,
+            "position_embedding": position_embedding,
         }
         self.pad_id = pad_id
         self.emb_dim = emb_dim
@@ -90,6 +93,9 @@ class TextConditionedUNet(nn.Module):
                              res <= cross_attention_resolution, dropout)
 
         self.in_conv = nn.Conv2d(in_channels, channels[0], 3, padding=1)
+        # A learned vector per position: "at the top left" names absolute places, which
+        # convolutions (translation-equivariant) and attention (permutation-equivariant) cannot see.
+        self.position = nn.Parameter(torch.zeros(1, channels[0], image_size, image_size)) if position_embedding else None
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         prev = channels[0]
@@ -126,6 +132,8 @@ class TextConditionedUNet(nn.Module):
         context, mask = self.encode_text(labels.to(x.device))
         emb = self.time_mlp(timestep_embedding(t, self.emb_dim)) + self.text_to_emb(TextEncoder.pooled(context))
         h = self.in_conv(x)
+        if self.position is not None:
+            h = h + self.position
         skips = []
         for i, block in enumerate(self.down):
             h = block(h, emb, context, mask)
