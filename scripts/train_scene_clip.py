@@ -17,8 +17,9 @@ import argparse
 import time
 
 import torch
+from publishing import publish
 
-from aigc_course import pretrained, seed_everything
+from aigc_course import seed_everything
 from aigc_course.data import all_scene_attributes, captioned_scenes
 from aigc_course.data.scenes import caption
 from aigc_course.diffusion.text_conditioning import PromptTokenizer
@@ -36,7 +37,7 @@ def train(recipe: dict, progress: bool = True) -> SceneCLIP:
     x_b, c_b, _ = captioned_scenes(recipe["held_out_images"], seed=recipe["data_seed"], split="held_out")
     images, captions = torch.cat([x_a, x_b]), c_a + c_b
     tokenizer = PromptTokenizer.train([caption(a) for a in all_scene_attributes()])
-    model = SceneCLIP(tokenizer, **CONFIG)
+    model = SceneCLIP(tokenizer.to_dict(), **CONFIG)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe["lr"], total_steps=recipe["steps"], pct_start=0.1)
 
@@ -68,11 +69,11 @@ def main() -> None:
         x, c, _ = captioned_scenes(recipe["eval_images"], seed=recipe["eval_seed"], split=split)
         scores[split] = {k: round(v, 4) for k, v in clip_scores(x, c, model).items()}
     print(f"trained in {seconds:.0f} s; real renders, fresh seed: {scores}")
-    config = {**CONFIG, "tokenizer": model.tokenizer.to_dict(), "recipe": recipe, "real_scores": scores,
+    config = {"model": model.config, "recipe": recipe, "real_scores": scores,
               "train_seconds": round(seconds, 1), "threads": args.threads,
               "data": "captioned_scenes: 24000 train + 16000 held_out renders (seed 200)"}
     if not args.no_publish:
-        entry = pretrained.publish(
+        entry = publish(
             "scene-clip", model.state_dict(), config, builder="aigc_course.metrics.scenes:SceneCLIP",
             description="contrastive caption-image model for the CLIP-style score of scenes (Chapter 5)",
             script="scripts/train_scene_clip.py",

@@ -20,8 +20,9 @@ import argparse
 import time
 
 import torch
+from publishing import publish
 
-from aigc_course import pretrained, seed_everything
+from aigc_course import seed_everything
 from aigc_course.data import captioned_scenes
 from aigc_course.metrics.scenes import SceneJudge, judge_scores, judge_targets
 from aigc_course.training import fit
@@ -76,10 +77,10 @@ def main() -> None:
     worst = min(v for split in scores.values() for k, v in split.items() if k != "all")
     if worst < 0.99:
         raise SystemExit(f"an attribute is read right only {worst:.2%} of the time (< 99 %); not publishing")
-    config = {**CONFIG, "recipe": recipe, "accuracy": scores, "train_seconds": round(seconds, 1), "threads": args.threads,
+    config = {"model": model.config, "recipe": recipe, "accuracy": scores, "train_seconds": round(seconds, 1), "threads": args.threads,
               "data": "captioned_scenes: 24000 train + 16000 held_out renders (seed 100), noise augmentation"}
     if not args.no_publish:
-        entry = pretrained.publish(
+        entry = publish(
             "scene-judge", model.state_dict(), config, builder="aigc_course.metrics.scenes:SceneJudge",
             description="CNN attribute judge for captioned scenes, trained on real renders (Chapter 5)",
             script="scripts/train_scene_judge.py",

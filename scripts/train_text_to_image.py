@@ -28,9 +28,9 @@ import platform
 import time
 
 import torch
+from publishing import publish
 
 import aigc_course
-from aigc_course import pretrained
 from aigc_course.data import captioned_scenes
 from aigc_course.diffusion.text_training import TextToImageRecipe, train_text_to_image
 
@@ -40,6 +40,8 @@ RECIPES = {
                                cross_attention_resolution=16, steps=1000),
 }
 NAMES = {"latent": "text-to-image", "pixel": "text-to-image-pixel"}
+BUILDERS = {"latent": "aigc_course.diffusion.pipelines:TextToImagePipeline",
+            "pixel": "aigc_course.diffusion.pipelines:PixelTextToImagePipeline"}
 DESCRIPTIONS = {
     "latent": "Text-to-image latent diffusion on captioned scenes: autoencoder + cross-attention U-Net (Chapter 5)",
     "pixel": "Text-to-image diffusion on 32x32 pixels, the pixel-space comparison (Chapter 5)",
@@ -102,9 +104,9 @@ def main() -> None:
     if wall > 20 * 60:
         print(f"warning: training took {wall:.0f} s, over the 20-minute budget")
     if not args.no_publish:
-        entry = pretrained.publish(
+        entry = publish(
             NAMES[args.space], pipe.state_dict(), config,
-            builder="aigc_course.diffusion.text_pipeline:TextToImagePipeline",
+            builder=BUILDERS[args.space],
             description=DESCRIPTIONS[args.space], script="scripts/train_text_to_image.py",
             checkpoint_dir=args.checkpoint_dir,
         )

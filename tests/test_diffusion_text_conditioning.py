@@ -81,18 +81,21 @@ def test_text_encoder_shapes_and_padding_independence(tokenizer):
         encoder(ids.float(), mask)
 
 
-def test_spatial_cross_attention_keeps_the_shape_and_stores_weights():
+def test_spatial_cross_attention_keeps_the_shape_and_records_weights():
+    from aigc_course.attention import record_attention
+
     torch.manual_seed(0)
     block = SpatialCrossAttention(16, context_dim=32, num_heads=4).eval()
     h, context = torch.randn(2, 16, 4, 4), torch.randn(2, 6, 32)
     mask = torch.tensor([[True] * 3 + [False] * 3, [True] * 6])
     out = block(h, context, mask)
-    assert out.shape == h.shape and block.attention is None
-    block.store_attention = True
-    torch.testing.assert_close(block(h, context, mask), out)
-    assert block.attention.shape == (2, 4, 16, 6)
-    torch.testing.assert_close(block.attention.sum(-1), torch.ones(2, 4, 16))
-    assert torch.all(block.attention[0, ..., 3:] == 0)
+    assert out.shape == h.shape
+    with record_attention(block) as recorded:
+        torch.testing.assert_close(block(h, context, mask), out)
+    (weights,) = recorded
+    assert weights.shape == (2, 4, 16, 6)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 16))
+    assert torch.all(weights[0, ..., 3:] == 0)
 
 
 def test_drop_captions_replaces_with_the_empty_caption_at_the_rate_asked():

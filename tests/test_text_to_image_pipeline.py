@@ -14,8 +14,8 @@ from aigc_course.data import all_scene_attributes
 from aigc_course.data.scenes import caption
 from aigc_course.diffusion import NoiseSchedule
 from aigc_course.diffusion.autoencoder import SceneAutoencoder
+from aigc_course.diffusion.pipelines import PixelTextToImagePipeline, TextToImagePipeline
 from aigc_course.diffusion.text_conditioning import PromptTokenizer
-from aigc_course.diffusion.text_pipeline import TextToImagePipeline
 from aigc_course.diffusion.text_unet import TextConditionedUNet
 
 PROMPTS = ["a red circle above a blue square", "a small green cross at the top left"]
@@ -116,16 +116,24 @@ def test_cross_attention_maps(pipe):
     assert maps.shape == (8, 32, 32)
     # each pixel's weights over the prompt's tokens sum to 1 (padding gets none)
     torch.testing.assert_close(maps.sum(0), torch.ones(32, 32), atol=1e-4, rtol=0)
-    assert all(m.attention is None and not m.store_attention for _, m in pipe.unet.cross_attention_layers())
+    assert all(m.attn._weights_sink is None for _, m in pipe.unet.cross_attention_layers())  # recording stopped
     with pytest.raises(ValueError, match="one string"):
         pipe.cross_attention_maps(PROMPTS, num_inference_steps=2)
 
 
-def test_state_dict_round_trips_through_from_checkpoint(pipe):
+def test_the_course_builder_rebuilds_both_pipelines_from_tensors_and_config(pipe):
     config = dict(pipe.config, unet=pipe.unet.config, autoencoder=pipe.autoencoder.config,
                   tokenizer=pipe.tokenizer.to_dict(), schedule="cosine", timesteps=1000)
-    copy = TextToImagePipeline.from_checkpoint(pipe.state_dict(), config, "cpu")
+    copy = pretrained.build(TextToImagePipeline, pipe.state_dict(), config)
     torch.testing.assert_close(copy(PROMPTS, num_inference_steps=3, seed=0), pipe(PROMPTS, num_inference_steps=3, seed=0))
+    pixel_unet = TextConditionedUNet(pipe.tokenizer.vocab_size, pipe.tokenizer.pad_id, in_channels=3, image_size=32,
+                                     channels=(8, 8, 16), emb_dim=16, text_width=16, text_layers=1, num_heads=2)
+    pixel = PixelTextToImagePipeline(pixel_unet, pipe.tokenizer, pipe.schedule, config=dict(config, unet=pixel_unet.config))
+    assert pixel.space == "pixel" and pixel.sample_shape == (3, 32, 32)
+    rebuilt = pretrained.build(PixelTextToImagePipeline, pixel.state_dict(), pixel.config)
+    torch.testing.assert_close(rebuilt(PROMPTS, num_inference_steps=2, seed=0), pixel(PROMPTS, num_inference_steps=2, seed=0))
+    with pytest.raises(ValueError, match="autoencoder must be None"):
+        PixelTextToImagePipeline(pixel_unet, pipe.tokenizer, pipe.schedule, pipe.autoencoder)
 
 
 shipped = pytest.mark.skipif("text-to-image" not in pretrained.available(), reason="text-to-image not published yet")

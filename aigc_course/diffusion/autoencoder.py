@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aigc_course.pretrained import capture_config
+
 
 class SceneAutoencoder(nn.Module):
     """``(B, 3, S, S)`` in ``[0, 1]`` <-> latents ``(B, latent_channels, S/4, S/4)``.
@@ -32,12 +34,11 @@ class SceneAutoencoder(nn.Module):
     on the ``S/4 x S/4`` grid.
     """
 
+    @capture_config
     def __init__(self, latent_channels: int = 8, channels: tuple[int, int] = (16, 96), image_size: int = 32,
                  refine_layers: int = 1):
         super().__init__()
         c0, c1 = channels
-        self.config = {"latent_channels": latent_channels, "channels": list(channels), "image_size": image_size,
-                       "refine_layers": refine_layers}
         self.encoder = nn.Sequential(
             nn.Conv2d(3, c1, 4, stride=4), nn.SiLU(),  # S/4: one vector per 4x4 patch
             nn.Conv2d(c1, c1, 3, padding=1), nn.SiLU(),

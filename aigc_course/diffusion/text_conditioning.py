@@ -26,6 +26,7 @@ from torch import nn
 
 from aigc_course.attention import CrossAttention, MultiHeadAttention
 from aigc_course.data.scenes import CAPTION_WORDS, normalize_caption
+from aigc_course.pretrained import capture_config
 from aigc_course.tokenizers import ByteBPETokenizer
 
 
@@ -137,11 +138,10 @@ class TextEncoder(nn.Module):
     the start token, whose output :meth:`pooled` returns as the prompt's summary ``(B, width)``.
     """
 
+    @capture_config
     def __init__(self, vocab_size: int, context_length: int = 16, width: int = 64, num_layers: int = 2,
                  num_heads: int = 4, dropout: float = 0.0):
         super().__init__()
-        self.config = {"vocab_size": vocab_size, "context_length": context_length, "width": width,
-                       "num_layers": num_layers, "num_heads": num_heads, "dropout": dropout}
         self.token_embedding = nn.Embedding(vocab_size, width)
         self.position_embedding = nn.Parameter(torch.zeros(context_length, width))
         nn.init.normal_(self.token_embedding.weight, std=0.02)
@@ -168,26 +168,22 @@ class TextEncoder(nn.Module):
 
 
 class SpatialCrossAttention(nn.Module):
-    """``h (B, C, H, W)`` attends to ``context (B, L, D)``: ``h + proj(CrossAttention(norm(h), context))``.
+    """``h (B, C, H, W)`` attends to ``context (B, L, D)``: ``h + CrossAttention(norm(h), context)``.
 
-    ``store_attention = True`` keeps the last weights ``(B, heads, H*W, L)`` in
-    :attr:`attention` (for maps of which words each pixel reads).
+    The ``H*W`` pixels are the queries (one row of attention weights each); inside
+    :func:`aigc_course.attention.record_attention` the weights ``(B, heads, H*W, L)`` are recorded,
+    which is how maps of "which words each pixel reads" are made.
     """
 
     def __init__(self, channels: int, context_dim: int, num_heads: int = 4, groups: int = 8):
         super().__init__()
         self.norm = nn.GroupNorm(groups, channels)
         self.attn = CrossAttention(channels, num_heads, context_dim)
-        self.store_attention = False
-        self.attention: torch.Tensor | None = None
 
     def forward(self, h: torch.Tensor, context: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
         b, c, height, width = h.shape
         queries = self.norm(h).reshape(b, c, height * width).transpose(1, 2)  # (B, HW, C)
-        if self.store_attention:
-            out, self.attention = self.attn(queries, context, context_mask, need_weights=True)
-        else:
-            out = self.attn(queries, context, context_mask)
+        out = self.attn(queries, context, context_mask)
         return h + out.transpose(1, 2).reshape(b, c, height, width)
 
 

@@ -15,8 +15,6 @@ follows latent diffusion's two stages:
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,11 +24,11 @@ import torch
 from aigc_course.data import captioned_scenes
 from aigc_course.diffusion.autoencoder import SceneAutoencoder
 from aigc_course.diffusion.losses import noise_prediction_loss
+from aigc_course.diffusion.pipelines import PixelTextToImagePipeline, TextToImagePipeline
 from aigc_course.diffusion.schedule import NoiseSchedule
 from aigc_course.diffusion.text_conditioning import PromptTokenizer, drop_captions
-from aigc_course.diffusion.text_pipeline import TextToImagePipeline
 from aigc_course.diffusion.text_unet import TextConditionedUNet
-from aigc_course.training import History, fit
+from aigc_course.training import EMA, History, fit, warmup_cosine_scheduler
 
 
 @dataclass
@@ -81,38 +79,13 @@ class TextToImageRecipe:
         return d
 
 
-class _EMA:
-    """Exponential moving average of the weights, with the usual warm-up of the decay."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.updates = decay, 0
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for ema_p, p in zip(self.model.parameters(), model.parameters(), strict=True):
-            ema_p.lerp_(p.detach(), 1 - decay)
-
-
-def _warmup_cosine(optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def train_autoencoder(autoencoder: SceneAutoencoder, images: torch.Tensor, steps: int, *, batch_size: int = 64,
                       lr: float = 2e-3, generator: torch.Generator | None = None, progress: bool = True) -> History:
     """Minimise :meth:`SceneAutoencoder.loss` on random batches of ``images (N, 3, S, S)``, then
     fit the latent standardisation on (up to 4,096 of) the same images."""
     device = next(autoencoder.parameters()).device
     optimizer = torch.optim.AdamW(autoencoder.parameters(), lr=lr, weight_decay=0.0)
-    scheduler = _warmup_cosine(optimizer, min(100, steps // 10 + 1), steps)
+    scheduler = warmup_cosine_scheduler(optimizer, steps, min(100, steps // 10 + 1), floor=0.05)
 
     def loss_fn(model, step):
         idx = torch.randint(len(images), (batch_size,), generator=generator)
@@ -185,8 +158,8 @@ def train_text_to_image(recipe: TextToImageRecipe | None = None, *, device: torc
     schedule = NoiseSchedule(recipe.schedule, recipe.timesteps)
     unet = build_unet(recipe, tokenizer).to(device)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=0.0)
-    scheduler = _warmup_cosine(optimizer, recipe.warmup, recipe.steps)
-    ema = _EMA(unet, recipe.ema_decay)
+    scheduler = warmup_cosine_scheduler(optimizer, recipe.steps, recipe.warmup, floor=0.05)
+    ema = EMA(unet, recipe.ema_decay, warmup=True)
 
     def loss_fn(model, step):
         idx = torch.randint(len(x_train), (recipe.batch_size,), generator=generator)
@@ -196,22 +169,20 @@ def train_text_to_image(recipe: TextToImageRecipe | None = None, *, device: torc
 
     config = {
         "space": recipe.space, "image_size": 32, "schedule": recipe.schedule, "timesteps": recipe.timesteps,
-        "guidance_scale": recipe.guidance_scale, "unet": unet.config, "tokenizer": tokenizer.to_dict(),
+        "guidance_scale": float(recipe.guidance_scale), "unet": unet.config, "tokenizer": tokenizer.to_dict(),
         "autoencoder": None if autoencoder is None else autoencoder.config, "recipe": recipe.to_dict(),
     }
-    pipe = TextToImagePipeline(ema.model, tokenizer, schedule, autoencoder, config)
+    pipe_class = TextToImagePipeline if autoencoder is not None else PixelTextToImagePipeline
+    pipe = pipe_class(ema.model, tokenizer, schedule, autoencoder, config)
 
-    class _AfterStep:  # fit() steps the scheduler after each update; the EMA follows it
-        steps = 0
+    def loss_and_callback(model, step):
+        if callback is not None and step > 0:
+            callback(step, pipe)  # the EMA after `step` updates
+        return loss_fn(model, step)
 
-        def step(self):
-            scheduler.step()
-            ema.update(unet)
-            self.steps += 1
-            if callback is not None:
-                callback(self.steps, pipe)
-
-    report["denoiser_history"] = fit(unet, optimizer, loss_fn, recipe.steps, grad_clip=1.0, scheduler=_AfterStep(),
-                                     desc="denoiser", progress=progress)
+    report["denoiser_history"] = fit(unet, optimizer, loss_and_callback, recipe.steps, grad_clip=1.0,
+                                     scheduler=scheduler, ema=ema, desc="denoiser", progress=progress)
+    if callback is not None:
+        callback(recipe.steps, pipe)
     report["seconds"]["denoiser"] = time.perf_counter() - start
     return pipe, report

@@ -23,6 +23,7 @@ from torch import nn
 
 from aigc_course.diffusion.models import ResBlock, SelfAttention2d, _check_t, timestep_embedding
 from aigc_course.diffusion.text_conditioning import SpatialCrossAttention, TextEncoder
+from aigc_course.pretrained import capture_config
 
 
 class UNetLevel(nn.Module):
@@ -52,6 +53,7 @@ class TextConditionedUNet(nn.Module):
     cross-attention; the middle block has both. ``pad_id`` marks padding in ``ids``.
     """
 
+    @capture_config
     def __init__(
         self,
         vocab_size: int,
@@ -73,14 +75,6 @@ class TextConditionedUNet(nn.Module):
         channels = tuple(channels)
         if image_size % 2 ** (len(channels) - 1):
             raise ValueError(f"image_size {image_size} must be divisible by 2**{len(channels) - 1} for channels {channels}")
-        self.config = {
-            "vocab_size": vocab_size, "pad_id": pad_id, "context_length": context_length,
-            "in_channels": in_channels, "image_size": image_size, "channels": list(channels),
-            "emb_dim": emb_dim, "text_width": text_width, "text_layers": text_layers, "num_heads": num_heads,
-            "attention_resolution": attention_resolution,
-            "cross_attention_resolution": cross_attention_resolution, "dropout": dropout,
-            "position_embedding": position_embedding,
-        }
         self.pad_id = pad_id
         self.emb_dim = emb_dim
         self.text_encoder = TextEncoder(vocab_size, context_length, text_width, text_layers, num_heads)

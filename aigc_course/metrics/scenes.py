@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from aigc_course.data import scenes
-from aigc_course.runtime import get_device
+from aigc_course.pretrained import capture_config
+from aigc_course.runtime import resolve_device
 
 HEADS: dict[str, tuple[str, ...]] = {
     "count": ("one", "two"),
@@ -68,9 +69,9 @@ class SceneJudge(nn.Module):
     feeds a shared layer and one linear head per attribute.
     """
 
+    @capture_config
     def __init__(self, width: int = 32, hidden: int = 256, image_size: int = scenes.IMAGE_SIZE):
         super().__init__()
-        self.config = {"width": width, "hidden": hidden, "image_size": image_size}
         w = width
         self.body = nn.Sequential(
             nn.Conv2d(3, w, 3, stride=2, padding=1), nn.ReLU(),  # 16x16
@@ -115,14 +116,6 @@ class SceneJudge(nn.Module):
             out.append({"count": count, **{k: HEADS[k][idx[k][i]] for k in keys}})
         return out
 
-    @classmethod
-    def from_checkpoint(cls, tensors, config, device):
-        from aigc_course.pretrained import load_module_state
-
-        model = cls(width=config["width"], hidden=config["hidden"], image_size=config["image_size"])
-        load_module_state(model, tensors)
-        return model.to(device).eval()
-
 
 @lru_cache(maxsize=4)
 def _cached_judge(device_str: str) -> SceneJudge:
@@ -133,8 +126,7 @@ def _cached_judge(device_str: str) -> SceneJudge:
 
 def load_scene_judge(device: torch.device | str | None = None) -> SceneJudge:
     """The shipped ``scene-judge`` in eval mode (loaded once per device)."""
-    device = get_device() if device is None else torch.device(device)
-    return _cached_judge(str(device))
+    return _cached_judge(str(resolve_device(device)))
 
 
 def judge_scores(
@@ -173,7 +165,8 @@ def judge_scores(
 class SceneCLIP(nn.Module):
     """A contrastive caption-image model for scenes (chapter 2.3's recipe at 32x32 in colour).
 
-    Image tower: a CNN ``(B, 3, 32, 32) -> (B, E)``. Text tower: the
+    ``tokenizer`` is a :class:`~aigc_course.diffusion.text_conditioning.PromptTokenizer`'s
+    ``to_dict()`` (so the config is plain JSON). Image tower: a CNN ``(B, 3, 32, 32) -> (B, E)``. Text tower: the
     :class:`~aigc_course.diffusion.text_conditioning.TextEncoder` over the
     :class:`~aigc_course.diffusion.text_conditioning.PromptTokenizer`, its start-token feature
     projected to ``E``. Trained with the symmetric InfoNCE loss (eq. 2.3.1,
@@ -181,14 +174,16 @@ class SceneCLIP(nn.Module):
     tower reads word order, which "a red circle above a blue square" needs.
     """
 
-    def __init__(self, tokenizer, embed_dim: int = 64, width: int = 32, text_width: int = 64, text_layers: int = 2,
+    @capture_config
+    def __init__(self, tokenizer: dict, embed_dim: int = 64, width: int = 32, text_width: int = 64, text_layers: int = 2,
                  num_heads: int = 4):
-        from aigc_course.diffusion.text_conditioning import TextEncoder
+        from aigc_course.diffusion.text_conditioning import PromptTokenizer, TextEncoder
 
         super().__init__()
-        self.tokenizer = tokenizer
-        self.config = {"embed_dim": embed_dim, "width": width, "text_width": text_width, "text_layers": text_layers,
-                       "num_heads": num_heads, "tokenizer": tokenizer.to_dict()}
+        if not isinstance(tokenizer, dict):
+            raise ValueError(f"tokenizer must be a PromptTokenizer's to_dict(), got {type(tokenizer).__name__}")
+        self.tokenizer = PromptTokenizer.from_dict(tokenizer)
+        tokenizer = self.tokenizer
         w = width
         self.image_encoder = nn.Sequential(
             nn.Conv2d(3, w, 3, stride=2, padding=1), nn.ReLU(),  # 16x16
@@ -225,16 +220,6 @@ class SceneCLIP(nn.Module):
 
         return clip_loss(self.encode_images(images), self.encode_texts(texts), self.scale())
 
-    @classmethod
-    def from_checkpoint(cls, tensors, config, device):
-        from aigc_course.diffusion.text_conditioning import PromptTokenizer
-        from aigc_course.pretrained import load_module_state
-
-        kwargs = {k: v for k, v in config.items() if k in ("embed_dim", "width", "text_width", "text_layers", "num_heads")}
-        model = cls(PromptTokenizer.from_dict(config["tokenizer"]), **kwargs)
-        load_module_state(model, tensors)
-        return model.to(device).eval()
-
 
 @lru_cache(maxsize=4)
 def _cached_clip(device_str: str) -> SceneCLIP:
@@ -245,8 +230,7 @@ def _cached_clip(device_str: str) -> SceneCLIP:
 
 def load_scene_clip(device: torch.device | str | None = None) -> SceneCLIP:
     """The shipped ``scene-clip`` in eval mode (loaded once per device)."""
-    device = get_device() if device is None else torch.device(device)
-    return _cached_clip(str(device))
+    return _cached_clip(str(resolve_device(device)))
 
 
 @torch.no_grad()
