@@ -69,3 +69,27 @@ def test_shipped_judge_reads_fresh_real_renders(split):
     # and a blank canvas is not a scene of the grammar
     blank = judge_scores(torch.zeros(len(images), 3, 32, 32), attributes, judge=pretrained.load("scene-judge", device="cpu"))
     assert blank["all"] < 0.05
+
+
+def test_scene_clip_embeds_both_towers_and_scores_against_the_whole_grammar():
+    from aigc_course.data import all_scene_attributes
+    from aigc_course.data.scenes import caption
+    from aigc_course.diffusion.text_conditioning import PromptTokenizer
+    from aigc_course.metrics.scenes import SceneCLIP, clip_scores
+
+    torch.manual_seed(0)
+    tokenizer = PromptTokenizer.train([caption(a) for a in all_scene_attributes()])
+    model = SceneCLIP(tokenizer.to_dict(), embed_dim=16, width=8, text_width=16, text_layers=1, num_heads=2).eval()
+    assert model.config["tokenizer"] == tokenizer.to_dict()  # the config is plain JSON
+    images, captions, _ = captioned_scenes(6, seed=0)
+    u, v = model.encode_images(images), model.encode_texts(captions)
+    assert u.shape == v.shape == (6, 16)
+    torch.testing.assert_close(u.norm(dim=1), torch.ones(6))
+    loss = model(images, captions)
+    assert loss.ndim == 0 and loss > 0
+    scores = clip_scores(images, captions, model)
+    assert set(scores) == {"clip_score", "r_precision"} and -100 <= scores["clip_score"] <= 100
+    with pytest.raises(ValueError, match=r"captions\[1\] = 'a purple circle' is not a caption of the scene grammar"):
+        clip_scores(images[:2], [captions[0], "a purple circle"], model)
+    with pytest.raises(ValueError, match="tokenizer must be a PromptTokenizer's to_dict"):
+        SceneCLIP(tokenizer)
