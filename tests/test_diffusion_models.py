@@ -153,3 +153,20 @@ def test_shipped_grid_ddpm_loads_and_samples():
     pipe = pretrained.load("grid-ddpm", device="cpu")
     points = pipe.sample(50, num_inference_steps=20, sampler="ddim", seed=0)
     assert points.shape == (50, 2) and torch.isfinite(points).all()
+
+
+def test_min_snr_weight_down_weights_only_the_nearly_clean_timesteps():
+    schedule = NoiseSchedule("cosine", 1000)
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, t, labels=None):
+            return torch.zeros_like(x)
+
+    x0 = torch.randn(512, 4)
+    plain = noise_prediction_loss(Zero(), schedule, x0, generator=torch.Generator().manual_seed(0))
+    huge = noise_prediction_loss(Zero(), schedule, x0, generator=torch.Generator().manual_seed(0), snr_gamma=1e9)
+    torch.testing.assert_close(huge, plain)  # gamma above every SNR: no timestep is down-weighted
+    weighted = noise_prediction_loss(Zero(), schedule, x0, generator=torch.Generator().manual_seed(0), snr_gamma=5.0)
+    assert weighted < plain  # the low-noise half counts less
+    with pytest.raises(ValueError, match="snr_gamma must be positive"):
+        noise_prediction_loss(Zero(), schedule, x0, snr_gamma=0.0)

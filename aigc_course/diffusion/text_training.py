@@ -64,6 +64,7 @@ class TextToImageRecipe:
     warmup: int = 200
     ema_decay: float = 0.999
     p_uncond: float = 0.15
+    snr_gamma: float | None = 5.0  # Min-SNR loss weight (None: the plain simple loss)
     guidance_scale: float = 3.0  # the pipeline's default
     notes: dict = field(default_factory=dict)
 
@@ -165,7 +166,8 @@ def train_text_to_image(recipe: TextToImageRecipe | None = None, *, device: torc
         idx = torch.randint(len(x_train), (recipe.batch_size,), generator=generator)
         batch_captions = drop_captions([captions[i] for i in idx.tolist()], recipe.p_uncond, generator)
         ids, _ = tokenizer(batch_captions, name="captions")
-        return noise_prediction_loss(model, schedule, x_train[idx.to(device)], ids.to(device), generator=generator)
+        return noise_prediction_loss(model, schedule, x_train[idx.to(device)], ids.to(device), generator=generator,
+                                     snr_gamma=recipe.snr_gamma)
 
     config = {
         "space": recipe.space, "image_size": 32, "schedule": recipe.schedule, "timesteps": recipe.timesteps,
