@@ -6,8 +6,8 @@ with ``t`` uniform over the ``T`` steps. For classifier-free guidance the label 
 by the null label with probability ``p_uncond``, so one network learns both the conditional
 and the unconditional noise.
 
-``snr_gamma`` weights each example by :math:`\min(\mathrm{SNR}_t, \gamma)/\mathrm{SNR}_t`
-(Min-SNR-:math:`\gamma`, Hang et al. 2023): the nearly clean timesteps, whose noise is easy to
+``snr_gamma`` weights each example by :math:`\\min(\\mathrm{SNR}_t, \\gamma)/\\mathrm{SNR}_t`
+(Min-SNR-:math:`\\gamma`, Hang et al. 2023): the nearly clean timesteps, whose noise is easy to
 see and whose gradients pull against the noisy ones, count less, so training spends more of its
 effort where the picture's layout is decided.
 """
