@@ -1021,6 +1021,18 @@ def runtime_and_text_probes() -> list[Probe]:
                  for o, b in (("guidance_scale", INF), ("guidance_scale", NAN), ("eta", -1.0), ("num_inference_steps", 0),
                               ("seed", -1))]
         rows.append(error("pipelines", "text-to-image", "prompt is an int", lambda: load("text-to-image")(3), "prompt"))
+    if "scene-judge" in shipped:
+        rows += [error("pipelines", "scene-judge", "predict: images of rank 3",
+                       lambda: load("scene-judge").predict(torch.zeros(3, 32, 32)), "images"),
+                 error("pipelines", "scene-judge", "predict: 16x16 images",
+                       lambda: load("scene-judge").predict(torch.zeros(1, 3, 16, 16)), "images")]
+    if "scene-clip" in shipped:
+        rows += [error("pipelines", "scene-clip", "encode_images: 16x16 images",
+                       lambda: load("scene-clip").encode_images(torch.zeros(1, 3, 16, 16)), "images"),
+                 error("pipelines", "scene-clip", "encode_texts: a str", lambda: load("scene-clip").encode_texts("a red circle"),
+                       "texts"),
+                 error("pipelines", "scene-clip", "encode_texts: unknown words",
+                       lambda: load("scene-clip").encode_texts(["a purple star"]), "texts")]
     if "captioner" in shipped:
         rows += [error("pipelines", "captioner", "NaN images", lambda: load("captioner")(torch.full((1, 3, 16, 16), NAN)),
                        "images"),

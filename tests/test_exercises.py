@@ -1401,7 +1401,7 @@ def test_the_package_does_not_import_repository_tooling():
                 imported.add(node.module.split(".")[0])
     assert imported <= {"__future__", "aigc_course", "torch", "numpy", "math", "random", "copy", "inspect", "io",
                         "re", "json", "reprlib", "traceback", "warnings", "contextlib", "collections",
-                        "dataclasses", "pathlib", "typing", "argparse", "sys", "importlib", "pkgutil",
+                        "dataclasses", "pathlib", "typing", "argparse", "sys", "importlib", "pkgutil", "functools",
                         "librosa"}, imported  # librosa: the references of exercises 2.3.3 (a runtime dependency)
 
 

@@ -56,7 +56,7 @@ def test_scores_count_a_wrong_object_count_against_every_attribute():
     assert swapped["all"] == 0.0 and swapped["shape_1"] == 1.0 and swapped["colour_1"] == 0.0
     with pytest.raises(ValueError, match="one dict per image"):
         judge_scores(torch.zeros(3, 3, 32, 32), asked, judge=_Fixed(reading))
-    with pytest.raises(ValueError, match=r"images must be a tensor of shape \(N, 3, H, W\)"):
+    with pytest.raises(ValueError, match=r"images must be a tensor of shape \(N, 3, 32, 32\)"):
         judge_scores(torch.zeros(2, 1, 32, 32), asked, judge=_Fixed(reading))
 
 

@@ -56,10 +56,10 @@ def judge_targets(attributes: Sequence[dict[str, str]]) -> dict[str, torch.Tenso
     return targets
 
 
-def _check_images(images: torch.Tensor) -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+def _check_images(images: torch.Tensor, size: int = scenes.IMAGE_SIZE) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (3, size, size):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a tensor of shape (N, 3, H, W) in [0, 1], got {shape}")
+        raise ValueError(f"images must be a tensor of shape (N, 3, {size}, {size}) in [0, 1], got {shape}")
 
 
 class SceneJudge(nn.Module):
@@ -84,7 +84,7 @@ class SceneJudge(nn.Module):
         self.heads = nn.ModuleDict({name: nn.Linear(hidden, len(values)) for name, values in HEADS.items()})
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        _check_images(images)
+        _check_images(images, self.config["image_size"])
         features = self.body(images)
         return {name: head(features) for name, head in self.heads.items()}
 
