@@ -223,7 +223,7 @@ class TextToImagePipeline:
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
-        """The shape the denoiser works on: ``(4, 8, 8)`` latents or ``(3, 32, 32)`` pixels."""
+        """The shape the denoiser works on: ``(latent_channels, 8, 8)`` latents or ``(3, 32, 32)`` pixels."""
         c, s = self.unet.config["in_channels"], self.unet.config["image_size"]
         return (c, s, s)
 

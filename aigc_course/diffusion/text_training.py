@@ -108,7 +108,7 @@ def train_autoencoder(autoencoder: SceneAutoencoder, images: torch.Tensor, steps
 
 
 def build_unet(recipe: TextToImageRecipe, tokenizer: PromptTokenizer) -> TextConditionedUNet:
-    """The denoiser a recipe describes, for latents ``(4, 8, 8)`` or pixels ``(3, 32, 32)``."""
+    """The denoiser a recipe describes, for latents ``(latent_channels, 8, 8)`` or pixels ``(3, 32, 32)``."""
     latent = recipe.space == "latent"
     return TextConditionedUNet(
         vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, context_length=recipe.context_length,
