@@ -9,9 +9,9 @@ import torch
 
 from aigc_course.data import captioned_scenes
 from aigc_course.diffusion.pipelines import PixelTextToImagePipeline, TextToImagePipeline
-from aigc_course.diffusion.text_training import RECIPES, TextToImageRecipe, train_text_to_image
+from aigc_course.diffusion.text_training import RECIPES, TextToImageRecipe, finetune_decoder, train_text_to_image
 
-TINY = TextToImageRecipe(latent_channels=4, ae_channels=(8, 16), ae_steps=3, ae_batch_size=8, channels=(16, 32),
+TINY = TextToImageRecipe(decoder_steps=0, latent_channels=4, ae_channels=(8, 16), ae_steps=3, ae_batch_size=8, channels=(16, 32),
                          emb_dim=32, text_width=16, text_layers=1, num_heads=2, steps=3, batch_size=8, warmup=1)
 
 
@@ -41,6 +41,17 @@ def test_a_trained_autoencoder_is_reused_and_must_match_the_recipe(data):
     with pytest.raises(ValueError, match="latent channels"):
         train_text_to_image(dataclasses.replace(TINY, latent_channels=8), data=data, progress=False,
                             autoencoder=pipe.autoencoder)
+
+
+def test_decoder_finetuning_leaves_the_encoder_and_so_the_latents_alone(data):
+    pipe, report = train_text_to_image(dataclasses.replace(TINY, decoder_steps=3), data=data, progress=False)
+    assert len(report["decoder_history"].loss) == 3 and "decoder" in report["seconds"]
+    ae = pipe.autoencoder
+    encoder_before = {k: v.clone() for k, v in ae.encoder.state_dict().items()}
+    decoder_before = {k: v.clone() for k, v in ae.decoder.state_dict().items()}
+    finetune_decoder(ae, data[0], 2, batch_size=4, progress=False)
+    assert all(torch.equal(v, ae.encoder.state_dict()[k]) for k, v in encoder_before.items())
+    assert not all(torch.equal(v, ae.decoder.state_dict()[k]) for k, v in decoder_before.items())
 
 
 def test_pixel_run_has_no_autoencoder(data):
