@@ -9,10 +9,15 @@ import torch
 
 from aigc_course.data import captioned_scenes
 from aigc_course.diffusion.pipelines import PixelTextToImagePipeline, TextToImagePipeline
-from aigc_course.diffusion.text_training import RECIPES, TextToImageRecipe, finetune_decoder, train_text_to_image
+from aigc_course.diffusion.text_training import (
+    RECIPES,
+    TextToImageRecipe,
+    finetune_decoder,
+    train_text_to_image,
+)
 
-TINY = TextToImageRecipe(decoder_steps=0, latent_channels=4, ae_channels=(8, 16), ae_steps=3, ae_batch_size=8, channels=(16, 32),
-                         emb_dim=32, text_width=16, text_layers=1, num_heads=2, steps=3, batch_size=8, warmup=1)
+TINY = TextToImageRecipe(latent_channels=4, ae_channels=(8, 16), ae_steps=3, ae_batch_size=8, channels=(16, 32),
+                         decoder_steps=0, emb_dim=32, text_width=16, text_layers=1, num_heads=2, steps=3, batch_size=8, warmup=1)
 
 
 @pytest.fixture(scope="module")
