@@ -16,8 +16,9 @@ captions are dropped to the empty caption 15 % of the time for classifier-free g
 EMA weights ship. The script records the recipe, the wall time and the CPU time of the whole
 run (data, both stages; all threads), the thread count and the machine's load, and a quick judge
 score of DDIM-50 samples in the checkpoint's config.json (``benchmarks/bench_text_to_image.py``
-has the full tables). The budget is 20 minutes on 2 CPU cores; the default (one thread) keeps
-the CPU time under 20 minutes, so the run fits that budget on one idle core.
+has the full tables). The budget is 20 minutes on 2 CPU cores, 2,400 core-seconds; the
+script warns when the run's CPU time exceeds it. One thread is the default: on a shared machine
+it wastes no CPU time on threads waiting for each other.
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ def main() -> None:
     except Exception as err:  # the judge checkpoint may not be published yet
         config["quick_scores"] = f"skipped: {type(err).__name__}: {err}"
     print({k: config[k] for k in ("train_seconds", "train_cpu_seconds", "train_stage_seconds", "final_loss_mean_last_200", "quick_scores")})
-    if cpu > 20 * 60:
-        print(f"warning: training used {cpu:.0f} CPU seconds, over the 20-minute budget on one core")
+    if cpu > 2 * 20 * 60:
+        print(f"warning: training used {cpu:.0f} CPU seconds, over the budget of 20 minutes on 2 cores")
     if not args.no_publish:
         entry = publish(
             NAMES[args.space], pipe.state_dict(), config,
