@@ -26,14 +26,16 @@ error is turned into the same one.)
 Other models plug in the same way: :class:`~aigc_course.llama.Llama` shares GPT's decoding
 steps (:class:`~aigc_course.gpt.CausalLM`), its caches holding only the key/value heads of
 grouped-query attention; an encoder-decoder builds its state from the encoder output and passes
-it as ``state=``; beam search keeps ``k`` rows per input and follows the
-surviving beams with the model's ``reorder_state`` (see :class:`Decoder`).
+it as ``state=`` (:class:`aigc_course.seq2seq.TransformerDecoder`); :func:`beam_search` keeps
+``k`` rows per input and follows the surviving beams with the model's ``reorder_state``
+(see :class:`Decoder`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from contextlib import contextmanager
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -221,3 +223,110 @@ def generate(model: Decoder, prompt: torch.Tensor, max_new_tokens: int, sampler:
     new_tokens = list(stream(model, prompt, max_new_tokens, sampler, **options))
     prompt = check_prompt(prompt)
     return torch.cat([prompt, torch.stack(new_tokens, dim=1)], dim=1) if new_tokens else prompt
+
+
+# --------------------------------------------------------------------------- beam search
+
+
+class BeamSearchOutput(NamedTuple):
+    """The best hypothesis of each row: ``sequences (B, T + n)`` (prompt included; rows that
+    stopped early are filled with the stop token) and ``scores (B,)``, the sum of the log-probabilities
+    of the generated tokens up to and including the stop token."""
+
+    sequences: torch.Tensor
+    scores: torch.Tensor
+
+
+def beam_search(
+    model: Decoder,
+    prompt: torch.Tensor,
+    max_new_tokens: int,
+    num_beams: int,
+    *,
+    state: Any = None,
+    constraints: Sequence[Constraint] = (),
+    stop_token: int | None = None,
+) -> BeamSearchOutput:
+    """The ``num_beams`` most probable continuations of each row, kept step by step (beam search).
+
+    Greedy decoding keeps one hypothesis; beam search keeps the ``k = num_beams`` prefixes with
+    the highest total log-probability ``sum_t log P(y_t | y_<t, x)`` (eq. 3.1.3 in log form).
+    Each step scores all ``k x V`` one-token extensions of the kept prefixes and keeps the
+    best ``k`` of them, so a prefix that starts less likely can win later. A hypothesis that
+    emitted ``stop_token`` is finished: its only extension is the stop token again, at no cost,
+    so it competes with its final score. With ``k = 1`` this is greedy decoding; with
+    ``k >= V ** (max_new_tokens - 1)`` every prefix is kept and the result is the exact most
+    probable sequence of ``max_new_tokens`` tokens.
+
+    ``state`` is the model's state for the ``B`` rows (default ``model.decoding_state(B)``); it is
+    expanded to ``B * k`` rows and follows the surviving beams with ``model.reorder_state``.
+    The loop runs in evaluation mode without gradients; ends early once every beam has stopped.
+    """
+    if not isinstance(model, Decoder):
+        raise ValueError(f"model must provide decoding_state and decode_step, got {type(model).__name__}")
+    prompt = check_prompt(prompt)
+    _check_int(max_new_tokens, "max_new_tokens", 0)
+    k = _check_int(num_beams, "num_beams", 1)
+    if not callable(getattr(model, "reorder_state", None)):
+        raise ValueError(f"beam search needs model.reorder_state(state, index); {type(model).__name__} has none")
+    constraints = tuple(constraints)
+    if not all(callable(c) for c in constraints):
+        raise ValueError("constraints must be callables (logits, tokens) -> logits")
+    if stop_token is not None:
+        _check_int(stop_token, "stop_token", 0)
+    batch = len(prompt)
+    if state is None:
+        state = model.decoding_state(batch)
+    if max_new_tokens == 0:
+        return BeamSearchOutput(prompt, torch.zeros(batch, device=prompt.device))
+    with torch.no_grad(), _eval_mode(model):
+        return _beam_steps(model, prompt, max_new_tokens, k, state, constraints, stop_token)
+
+
+def _beam_steps(model, prompt, max_new_tokens, k, state, constraints, stop_token) -> BeamSearchOutput:
+    batch, device = len(prompt), prompt.device
+    expand = torch.arange(batch, device=device).repeat_interleave(k)  # row b -> rows b*k .. b*k+k-1
+    state = model.reorder_state(state, expand)
+    tokens = prompt.index_select(0, expand)  # (B*k, T)
+    scores = torch.full((batch, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # the k copies are one hypothesis until they differ
+    finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
+    logits, state = model.decode_step(tokens, state)
+    row_maxima = []
+    offsets = (torch.arange(batch, device=device) * k)[:, None]  # (B, 1)
+    for step in range(max_new_tokens):
+        for constrain in constraints:
+            logits = constrain(logits, tokens)
+        row_maxima.append(logits.amax(dim=-1))
+        logp = torch.log_softmax(logits.float(), dim=-1).to(device)  # (B*k, V)
+        vocab = logp.shape[-1]
+        if stop_token is not None:
+            done = torch.full_like(logp, float("-inf"))
+            done[:, stop_token] = 0.0  # a finished hypothesis only repeats the stop token, for free
+            logp = torch.where(finished[:, None], done, logp)
+        candidates = (scores.reshape(-1, 1) + logp).view(batch, k * vocab)
+        scores, flat = candidates.topk(k, dim=1)  # (B, k), best first
+        source = (offsets + flat // vocab).reshape(-1)  # which kept row each new beam extends
+        token = (flat % vocab).reshape(-1)
+        tokens = torch.cat([tokens.index_select(0, source), token[:, None]], dim=1)
+        finished = finished.index_select(0, source)
+        if stop_token is not None:
+            finished |= token == stop_token
+        state = model.reorder_state(state, source)
+        if step == max_new_tokens - 1 or (stop_token is not None and bool(finished.all())):
+            break
+        logits, state = model.decode_step(token[:, None], state)
+    _raise_if_broken(row_maxima)
+    return BeamSearchOutput(tokens.view(batch, k, -1)[:, 0], scores[:, 0])
+
+
+@contextmanager
+def _eval_mode(model):
+    was_training = isinstance(model, nn.Module) and model.training
+    if isinstance(model, nn.Module):
+        model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
