@@ -237,6 +237,20 @@ class BeamSearchOutput(NamedTuple):
     scores: torch.Tensor
 
 
+def beam_step(scores: torch.Tensor, log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of beam search: the ``k`` best one-token extensions of ``k`` kept prefixes.
+
+    ``scores (B, k)``: each kept prefix's total log-probability; ``log_probs (B, k, V)``: the
+    next token's log-probabilities after each prefix. Every extension scores
+    ``scores[b, i] + log_probs[b, i, v]``; the ``k`` best of the ``k * V`` per row are returned,
+    best first, as ``(new_scores (B, k), beam (B, k), token (B, k))``: extension ``j`` appends
+    ``token[b, j]`` to prefix ``beam[b, j]``.
+    """
+    batch, k, vocab = log_probs.shape
+    new_scores, flat = (scores[..., None] + log_probs).reshape(batch, k * vocab).topk(k, dim=1)
+    return new_scores, flat // vocab, flat % vocab
+
+
 def beam_search(
     model: Decoder,
     prompt: torch.Tensor,
@@ -304,10 +318,9 @@ def _beam_steps(model, prompt, max_new_tokens, k, state, constraints, stop_token
             done = torch.full_like(logp, float("-inf"))
             done[:, stop_token] = 0.0  # a finished hypothesis only repeats the stop token, for free
             logp = torch.where(finished[:, None], done, logp)
-        candidates = (scores.reshape(-1, 1) + logp).view(batch, k * vocab)
-        scores, flat = candidates.topk(k, dim=1)  # (B, k), best first
-        source = (offsets + flat // vocab).reshape(-1)  # which kept row each new beam extends
-        token = (flat % vocab).reshape(-1)
+        scores, beam, token = beam_step(scores, logp.view(batch, k, vocab))  # (B, k) each, best first
+        source = (offsets + beam).reshape(-1)  # which kept row each new beam extends
+        token = token.reshape(-1)
         tokens = torch.cat([tokens.index_select(0, source), token[:, None]], dim=1)
         finished = finished.index_select(0, source)
         if stop_token is not None:

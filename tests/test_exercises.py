@@ -834,6 +834,67 @@ PLANTED += [
 ]
 
 
+# ---------------------------------------------------------------------------- 3.1.4 / 3.1.5 planted answers
+
+
+def cross_attention_ignores_mask(x, memory, memory_mask, num_heads):
+    b, t, c = x.shape
+    d = c // num_heads
+    q = x.reshape(b, t, num_heads, d).transpose(1, 2)
+    kv = memory.reshape(b, -1, num_heads, d).transpose(1, 2)
+    weights = torch.softmax(q @ kv.transpose(-2, -1) / math.sqrt(d), dim=-1)
+    return (weights @ kv).transpose(1, 2).reshape(b, t, c), weights
+
+
+def cross_attention_mask_inverted(x, memory, memory_mask, num_heads):
+    b, t, c = x.shape
+    d = c // num_heads
+    q = x.reshape(b, t, num_heads, d).transpose(1, 2)
+    kv = memory.reshape(b, -1, num_heads, d).transpose(1, 2)
+    blocked = memory_mask if not memory_mask.all() else torch.zeros_like(memory_mask)
+    keep = ~blocked
+    keep = keep | ~keep.any(-1, keepdim=True)  # a row with nothing to attend to keeps everything
+    scores = (q @ kv.transpose(-2, -1) / math.sqrt(d)).masked_fill(~keep[:, None, None, :], float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return (weights @ kv).transpose(1, 2).reshape(b, t, c), weights
+
+
+def cross_attention_single_head(x, memory, memory_mask, num_heads):
+    scores = (x @ memory.transpose(-2, -1) / math.sqrt(x.shape[-1])).masked_fill(~memory_mask[:, None, :],
+                                                                                   float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ memory, weights[:, None].expand(-1, num_heads, -1, -1)
+
+
+def beam_best_token_per_beam(scores, log_probs):
+    best, token = log_probs.max(-1)
+    new_scores, order = (scores + best).sort(dim=1, descending=True)
+    return new_scores, order, token.gather(1, order)
+
+
+def beam_ignores_prefix_scores(scores, log_probs):
+    b, k, v = log_probs.shape
+    _, flat = log_probs.reshape(b, k * v).topk(k, dim=1)
+    beam, token = flat // v, flat % v
+    return scores.gather(1, beam) + log_probs.reshape(b, k * v).gather(1, flat), beam, token
+
+
+def beam_index_modulo(scores, log_probs):
+    b, k, v = log_probs.shape
+    new_scores, flat = (scores[..., None] + log_probs).reshape(b, k * v).topk(k, dim=1)
+    return new_scores, flat % k, flat % v
+
+
+PLANTED += [
+    ("3.1.4", cross_attention_ignores_mask, "padding tokens were attended to"),
+    ("3.1.4", cross_attention_mask_inverted, "the mask is inverted"),
+    ("3.1.4", cross_attention_single_head, "the heads were not split"),
+    ("3.1.5", beam_best_token_per_beam, "best token of each beam"),
+    ("3.1.5", beam_ignores_prefix_scores, "log-probability alone"),
+    ("3.1.5", beam_index_modulo, "i // V"),
+]
+
+
 @pytest.mark.parametrize(("exercise_id", "wrong", "message"), PLANTED, ids=[f"{i}-{f.__name__}" for i, f, _ in PLANTED])
 def test_checker_rejects_planted_mistake_with_its_message(exercise_id, wrong, message, capsys):
     # on the CPU: some planted answers also forget the device, which is not the mistake tested here
@@ -1478,3 +1539,4 @@ def test_student_book_config_hides_solutions(tmp_path):
     config = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert config["sphinx"]["config"]["hide_solutions"] is True
     assert "sphinx_exercise" in config["sphinx"]["extra_extensions"]
+

@@ -1,7 +1,9 @@
-"""Chapter 3.1 exercises: causal attention, top-k and top-p filtering.
+"""Chapter 3.1 exercises: causal attention, top-k and top-p filtering, cross-attention with a
+padding mask, one beam-search step.
 
 References: :func:`aigc_course.attention.scaled_dot_product_attention`,
-:func:`aigc_course.sampling.top_k_filter` and :func:`aigc_course.sampling.top_p_filter`.
+:func:`aigc_course.sampling.top_k_filter`, :func:`aigc_course.sampling.top_p_filter` and
+:func:`aigc_course.decoding.beam_step`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import torch
 
 from aigc_course.attention import scaled_dot_product_attention
+from aigc_course.decoding import beam_step
 from aigc_course.exercises.core import Case, Exercise, Variant, register
 from aigc_course.sampling import top_k_filter, top_p_filter
 
@@ -311,5 +314,163 @@ register(Exercise(
         "smallest prefix of the sorted distribution whose mass reaches $p$, and always keeps the "
         "most likely token. (The package's `top_p_filter` also keeps tied tokens together; random "
         "logits have no ties.)"
+    ),
+))
+
+
+# ---------------------------------------------------------------------------- 3.1.4 cross-attention with padding
+
+
+def _cross_reference(x, memory, memory_mask, num_heads):
+    b, t, c = x.shape
+    s, d = memory.shape[1], c // num_heads
+    q = x.reshape(b, t, num_heads, d).transpose(1, 2)  # (B, H, T, d)
+    kv = memory.reshape(b, s, num_heads, d).transpose(1, 2)  # (B, H, S, d)
+    out, weights = scaled_dot_product_attention(q, kv, kv, mask=memory_mask[:, None, None, :])
+    return out.transpose(1, 2).reshape(b, t, c), weights
+
+
+def _cross_cases(gen: torch.Generator, device) -> list[Case]:
+    cases = []
+    for name, (b, t, s, c, h, lengths) in (
+        ("2 targets of 4 tokens, memory of 6 with 2 and 3 padded, 2 heads", (2, 4, 6, 8, 2, (4, 3))),
+        ("no padding, 4 heads", (1, 3, 5, 16, 4, (5,))),
+        ("one query, one real memory token", (2, 1, 4, 6, 3, (1, 4))),
+        ("one head", (3, 5, 7, 4, 1, (7, 2, 5))),
+    ):
+        x, memory = _randn(gen, device, b, t, c) * 2, _randn(gen, device, b, s, c) * 2
+        mask = (torch.arange(s)[None, :] < torch.tensor(lengths)[:, None]).to(device)
+        cases.append(Case(name, (x, memory, mask, h)))
+    return cases
+
+
+def _cross_variant(kind: str):
+    def wrong(case: Case):
+        x, memory, mask, h = case.args
+        if kind == "inverted":
+            return _cross_reference(x, memory, ~mask | (~mask).all(-1, keepdim=True), h)
+        if kind == "no_mask":
+            return _cross_reference(x, memory, torch.ones_like(mask), h)
+        if kind == "one_head":
+            out, w = scaled_dot_product_attention(x, memory, memory, mask=mask[:, None, :])
+            return out, w[:, None].expand(-1, h, -1, -1)
+        b, t, c = x.shape  # "merge": heads put back with a reshape but no transpose
+        out, w = _cross_reference(x, memory, mask, h)
+        per_head = out.reshape(b, t, h, c // h).transpose(1, 2)  # (B, H, T, d), undo the right merge
+        return per_head.reshape(b, t, c), w
+    return wrong
+
+
+def _after_softmax(case: Case):
+    x, memory, mask, h = case.args
+    out, w = _cross_reference(x, memory, torch.ones_like(mask), h)
+    w = w * mask[:, None, None, :]
+    b, t, c = x.shape
+    v = memory.reshape(b, -1, h, c // h).transpose(1, 2)
+    return (w @ v).transpose(1, 2).reshape(b, t, c), w
+
+
+register(Exercise(
+    id="3.1.4",
+    title="Cross-attention with a padding mask",
+    function="masked_cross_attention",
+    reference=_cross_reference,
+    cases=_cross_cases,
+    variants=[
+        Variant("the padding tokens were attended to: give every key where memory_mask is False the score "
+                "-inf before the softmax", _cross_variant("no_mask")),
+        Variant("the mask is inverted: memory_mask is True for real tokens (attend) and False for padding",
+                _cross_variant("inverted")),
+        Variant("the weights were masked after the softmax, so rows no longer sum to 1; mask the scores "
+                "(-inf) before the softmax", _after_softmax),
+        Variant("the heads were not split: reshape (B, T, C) to (B, H, T, C/H) and attend in C/H dimensions "
+                "per head", _cross_variant("one_head")),
+        Variant("the heads were merged back in the wrong order: transpose (B, H, T, d) to (B, T, H, d) before "
+                "reshaping to (B, T, C)", _cross_variant("merge")),
+    ],
+    hints=[
+        "Split C into num_heads heads of d = C / H dimensions for x (the queries) and memory (keys and "
+        "values), compute softmax(q kᵀ / √d) per head with the padded keys blocked, then merge the heads.",
+        "x.reshape(B, T, H, d).transpose(1, 2) gives (B, H, T, d). memory_mask[:, None, None, :] has "
+        "shape (B, 1, 1, S) and broadcasts over heads and queries: scores.masked_fill(~mask, -inf).",
+        "B, T, C = x.shape; S = memory.shape[1]; d = C // num_heads\n"
+        "q = x.reshape(B, T, num_heads, d).transpose(1, 2)\n"
+        "kv = memory.reshape(B, S, num_heads, d).transpose(1, 2)\n"
+        "scores = q @ kv.transpose(-2, -1) / math.sqrt(d)\n"
+        "scores = scores.masked_fill(~memory_mask[:, None, None, :], float('-inf'))\n"
+        "weights = torch.softmax(scores, dim=-1)\n"
+        "return (weights @ kv).transpose(1, 2).reshape(B, T, C), weights",
+    ],
+    explanation=(
+        "In the decoder's cross-attention the queries come from the target and the keys and values "
+        "from the encoder's memory. A batch of sources is padded to one length, so the padded keys get "
+        "score $-\\infty$ before the softmax: they receive weight exactly 0, every row still sums to 1, "
+        "and the output does not depend on how much padding there is."
+    ),
+))
+
+
+# ---------------------------------------------------------------------------- 3.1.5 one beam-search step
+
+
+def _beam_cases(gen: torch.Generator, device) -> list[Case]:
+    cases = []
+    for name, (b, k, v) in (("2 rows, 3 beams, 5 tokens", (2, 3, 5)), ("1 row, 2 beams, 8 tokens", (1, 2, 8)),
+                            ("one beam is greedy", (3, 1, 6)), ("more beams than tokens", (2, 4, 3))):
+        scores = -torch.rand(b, k, generator=gen).mul(3).sort(dim=1, descending=True).values
+        log_probs = torch.log_softmax(torch.randn(b, k, v, generator=gen) * 2, dim=-1)
+        cases.append(Case(name, (scores.to(device), log_probs.to(device))))
+    return cases
+
+
+def _best_per_beam(case: Case):
+    scores, log_probs = case.args
+    best, token = log_probs.max(-1)
+    new_scores, order = (scores + best).sort(dim=1, descending=True)
+    return new_scores, order, token.gather(1, order)
+
+
+def _without_scores(case: Case):
+    scores, log_probs = case.args
+    zero = torch.zeros_like(scores)
+    new, beam, token = beam_step(zero, log_probs)
+    return new + scores.gather(1, beam), beam, token
+
+
+def _modulo_k(case: Case):
+    scores, log_probs = case.args
+    b, k, v = log_probs.shape
+    new, flat = (scores[..., None] + log_probs).reshape(b, k * v).topk(k, dim=1)
+    return new, flat % k, flat % v
+
+
+register(Exercise(
+    id="3.1.5",
+    title="One beam-search step",
+    function="beam_step",
+    reference=beam_step,
+    cases=_beam_cases,
+    variants=[
+        Variant("you kept the best token of each beam; the k best extensions may come from the same "
+                "beam: rank all k * V of them together", _best_per_beam),
+        Variant("the extensions were ranked by the new token's log-probability alone; rank by the "
+                "prefix's score plus it", _without_scores),
+        Variant("the beam of flat index i is i // V (each beam owns V consecutive candidates), not i % k",
+                _modulo_k),
+    ],
+    hints=[
+        "Add each prefix's score to the log-probabilities of its next token: (B, k, V) candidates. "
+        "Flatten the last two dimensions and keep the k best of each row.",
+        "(scores[..., None] + log_probs).reshape(B, k * V).topk(k, dim=1) gives values and flat "
+        "indices; flat index i is beam i // V and token i % V.",
+        "B, k, V = log_probs.shape\n"
+        "new_scores, flat = (scores[..., None] + log_probs).reshape(B, k * V).topk(k, dim=1)\n"
+        "return new_scores, flat // V, flat % V",
+    ],
+    explanation=(
+        "Beam search ranks every one-token extension of every kept prefix by its total log-probability "
+        "$\\sum_t \\log P(y_t \\mid y_{<t}, x)$ and keeps the best $k$. Two of them may extend the same "
+        "prefix, and a prefix whose best token is not the best overall can still win later: that is "
+        "what greedy decoding ($k = 1$) misses."
     ),
 ))
