@@ -106,3 +106,62 @@ def scatter_2d(points, ax=None, centers=None, title: str | None = None, lim: flo
     if title:
         ax.set_title(title)
     return ax
+
+
+def draw_transformer(ax=None, n_encoder: str = "N", n_decoder: str = "N"):
+    """Draw the encoder-decoder Transformer as the course builds it (:mod:`aigc_course.seq2seq`):
+    pre-LayerNorm blocks, the encoder's memory feeding every decoder block's cross-attention."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 7.5))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 11)
+    ax.axis("off")
+
+    def box(x, y, w, h, text, colour, fontsize=9):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05,rounding_size=0.15",
+                                    fc=colour, ec="0.25", lw=1))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+    def arrow(x0, y0, x1, y1, **kw):
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=12, lw=1.2,
+                                     color=kw.pop("color", "0.2"), **kw))
+
+    # the encoder (left) and the decoder (right): a frame around the repeated block
+    ax.add_patch(FancyBboxPatch((0.4, 3.0), 3.6, 3.9, boxstyle="round,pad=0.1", fc="0.96", ec="0.5", ls="--"))
+    ax.text(0.2, 4.9, f"{n_encoder}×", ha="right", va="center", fontsize=11)
+    ax.add_patch(FancyBboxPatch((5.6, 3.0), 3.6, 5.4, boxstyle="round,pad=0.1", fc="0.96", ec="0.5", ls="--"))
+    ax.text(9.45, 5.7, f"×{n_decoder}", ha="left", va="center", fontsize=11)
+
+    box(0.7, 0.4, 3.0, 0.7, "source tokens\n(digits, image patches)", "#e8e8e8", 8)
+    box(0.7, 1.7, 3.0, 0.8, "token / patch embedding\n+ position embedding", "#f4d8a8", 8)
+    box(0.7, 3.3, 3.0, 1.3, "LayerNorm\nself-attention (all pairs,\npadding masked)", "#f8c9a0", 8)
+    box(0.7, 5.1, 3.0, 1.3, "LayerNorm\nMLP (4C, GELU)", "#c9e4f8", 8)
+    box(0.7, 7.4, 3.0, 0.7, "LayerNorm → memory (B, S, C)", "#d8d8f0", 8)
+
+    box(5.9, 0.4, 3.0, 0.7, "target so far\n<bos> y₁ … yₜ₋₁", "#e8e8e8", 8)
+    box(5.9, 1.7, 3.0, 0.8, "token embedding\n+ position embedding", "#f4d8a8", 8)
+    box(5.9, 3.3, 3.0, 1.2, "LayerNorm\nmasked (causal)\nself-attention", "#f8c9a0", 8)
+    box(5.9, 4.9, 3.0, 1.2, "LayerNorm\ncross-attention\nQ: target, K, V: memory", "#b9e3c6", 8)
+    box(5.9, 6.6, 3.0, 1.3, "LayerNorm\nMLP (4C, GELU)", "#c9e4f8", 8)
+    box(5.9, 8.8, 3.0, 0.6, "LayerNorm, linear (tied)", "#d8d8f0", 8)
+    box(5.9, 9.9, 3.0, 0.7, "softmax: P(y_t | y_<t, x)", "#e8e8e8", 8)
+
+    for x in (2.2, 7.4):
+        arrow(x, 1.1, x, 1.7)
+        arrow(x, 2.5, x, 3.3)
+    arrow(2.2, 4.6, 2.2, 5.1)
+    arrow(2.2, 6.4, 2.2, 7.4)
+    arrow(7.4, 4.5, 7.4, 4.9)
+    arrow(7.4, 6.1, 7.4, 6.6)
+    arrow(7.4, 7.9, 7.4, 8.8)
+    arrow(7.4, 9.4, 7.4, 9.9)
+    # the memory goes to every decoder block's cross-attention
+    arrow(3.7, 7.75, 5.9, 5.5, color="#2a8a4a", connectionstyle="arc3,rad=-0.25")
+    ax.text(4.85, 7.05, "memory\n(keys, values)", ha="center", fontsize=8, color="#2a8a4a")
+    ax.text(2.2, 10.4, "Encoder", ha="center", fontsize=12, weight="bold")
+    ax.text(7.4, 10.95, "Decoder", ha="center", fontsize=12, weight="bold")
+    ax.text(2.2, 9.3, "every sub-layer is residual:\nx + f(LayerNorm(x))", ha="center", fontsize=8, color="0.35")
+    return ax

@@ -156,3 +156,28 @@ def test_load_torch_refuses_other_sizes():
     tr = nn.Transformer(C, H, L, L, 64, batch_first=True, norm_first=True)
     with pytest.raises(ValueError, match="dim_feedforward"):
         TransformerEncoder(C, L, H).load_torch(tr.encoder)
+
+
+def test_reversal_task_layouts():
+    from aigc_course.seq2seq_tasks import BOS, EOS, PAD, ReversalTask
+
+    task = ReversalTask(2, 5)
+    batch = task.batch(16, torch.Generator().manual_seed(0))
+    for i, n in enumerate(batch.lengths.tolist()):
+        x = batch.source[i, :n]
+        assert torch.all(batch.source[i, n:] == PAD) and batch.source_mask[i].sum() == n
+        assert batch.target_in[i, 0] == BOS and torch.equal(batch.target_in[i, 1 : n + 1], x.flip(0))
+        assert torch.equal(batch.target_out[i, : n + 1], torch.cat([x.flip(0), torch.tensor([EOS])]))
+        assert torch.all(batch.target_out[i, n + 1 :] == -1)
+        assert torch.equal(batch.prefix_in[i, : 2 * n + 1], torch.cat([x, torch.tensor([BOS]), x.flip(0)]))
+        assert torch.all(batch.prefix_out[i, :n] == -1)
+        assert torch.equal(batch.prefix_out[i, n : 2 * n + 1], torch.cat([x.flip(0), torch.tensor([EOS])]))
+
+    model = EncoderDecoderTransformer(vocab_size=13, block_size=task.target_block_size, n_embd=16, n_head=2)
+    assert 0.0 <= task.exact_match(model, batch) <= 1.0
+    gpt = GPT(GPTConfig(vocab_size=13, block_size=task.prefix_block_size, n_layer=1, n_head=2, n_embd=16))
+    assert 0.0 <= task.exact_match(gpt, batch) <= 1.0
+    with pytest.raises(ValueError, match="max_length"):
+        ReversalTask(4, 3)
+    with pytest.raises(ValueError, match="n must"):
+        task.batch(0)
