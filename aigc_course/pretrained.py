@@ -69,6 +69,7 @@ BUILDERS = (
     "aigc_course.alignment.pipelines:ChatPipeline",
     "aigc_course.alignment.reward:RewardModel",
     "aigc_course.autoregressive:PixelGPTPipeline",
+    "aigc_course.captioning.pipelines:CaptionPipeline",
     "aigc_course.diffusion.pipelines:Diffusion2DPipeline",
     "aigc_course.diffusion.pipelines:DigitsDDPMPipeline",
     "aigc_course.diffusion.pipelines:PixelTextToImagePipeline",
