@@ -71,6 +71,7 @@ def test_pipeline_greedy_beams_and_word_attention(tiny_pipe):
     (torch.randint(0, 2, (2, 3, 32, 32)), {}, "images"),
     ([[0.0]], {}, "images"),
     (torch.rand(2, 3, 32, 32), {"num_beams": 0}, "num_beams"),
+    (torch.rand(1, 3, 16, 16), {"num_beams": 0}, "num_beams"),
     (torch.rand(2, 3, 32, 32), {"num_beams": 2.0}, "num_beams"),
     (torch.rand(2, 3, 32, 32), {"batch_size": 0}, "batch_size"),
 ])

@@ -40,12 +40,11 @@ class CaptionPipeline:
         return self.model.config["image_size"]
 
     def _check(self, images, num_beams, batch_size) -> torch.Tensor:
-        images = check_images(images, self.image_size)
         if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
             raise ValueError(f"num_beams must be an int >= 1, got {num_beams!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        return images
+        return check_images(images, self.image_size)
 
     @torch.no_grad()
     def token_ids(self, images: torch.Tensor, *, num_beams: int = 1, batch_size: int = 256) -> torch.Tensor:

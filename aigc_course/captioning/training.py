@@ -18,7 +18,7 @@ from aigc_course.training import EMA, fit, make_adamw, warmup_cosine_scheduler
 #: The shipped captioner (scripts/train_captioner.py).
 MODEL = {"block_size": 12, "image_size": 32, "patch_size": 8, "n_embd": 128, "n_head": 4,
          "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.0}
-RECIPE = {"images": 40000, "data_seed": 200, "steps": 2200, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100,
+RECIPE = {"images": 40000, "data_seed": 200, "steps": 1600, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100,
           "weight_decay": 0.05, "grad_clip": 1.0, "ema_decay": 0.995, "seed": 0}
 
 
