@@ -1086,10 +1086,59 @@ def speech_probes() -> list[Probe]:
     ]
 
 
+def seq2seq_probes() -> list[Probe]:
+    from aigc_course import decoding
+    from aigc_course.seq2seq import EncoderDecoderTransformer, TransformerEncoder
+
+    @functools.lru_cache(maxsize=1)
+    def model():
+        torch.manual_seed(0)
+        return EncoderDecoderTransformer(vocab_size=7, block_size=8, n_embd=16, n_head=2).eval()
+
+    src, idx = torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)
+    return [
+        error("seq2seq", "EncoderDecoderTransformer.encode", "float source", lambda: model().encode(torch.zeros(2, 3)),
+              "source"),
+        error("seq2seq", "EncoderDecoderTransformer.encode", "source longer than source_block_size",
+              lambda: model().encode(torch.zeros(2, 9, dtype=torch.long)), "source_block_size"),
+        error("seq2seq", "EncoderDecoderTransformer", "source_mask of the wrong shape",
+              lambda: model()(src, idx, source_mask=torch.ones(2, 4, dtype=torch.bool)), "mask"),
+        error("seq2seq", "EncoderDecoderTransformer", "float source_mask",
+              lambda: model()(src, idx, source_mask=torch.ones(2, 3)), "mask"),
+        error("seq2seq", "TransformerDecoder", "memory of another batch size",
+              lambda: model().decoder(idx, torch.zeros(3, 4, 16)), "memory"),
+        error("seq2seq", "TransformerDecoder", "memory_mask without memory",
+              lambda: model().decoder(idx, memory_mask=torch.ones(2, 4, dtype=torch.bool)), "memory_mask"),
+        error("seq2seq", "TransformerEncoder", "n_layer=0", lambda: TransformerEncoder(n_layer=0), "n_layer"),
+        error("seq2seq", "EncoderDecoderTransformer.generate", "num_beams=0",
+              lambda: model().generate(src, idx[:, :1], 3, num_beams=0), "num_beams"),
+        error("decoding", "beam_search", "num_beams=0",
+              lambda: decoding.beam_search(model().decoder, idx, 2, num_beams=0), "num_beams"),
+        error("decoding", "beam_search", "num_beams=True",
+              lambda: decoding.beam_search(model().decoder, idx, 2, num_beams=True), "num_beams"),
+        error("decoding", "beam_search", "float prompt",
+              lambda: decoding.beam_search(model().decoder, torch.zeros(2, 1), 2, num_beams=2), "prompt"),
+        error("decoding", "beam_search", "stop_token=-1",
+              lambda: decoding.beam_search(model().decoder, idx, 2, num_beams=2, stop_token=-1), "stop_token"),
+    ]
+
+
+def captioning_probes() -> list[Probe]:
+    from aigc_course.captioning import CaptionVocabulary, caption_scores
+
+    return [
+        error("captioning", "CaptionVocabulary.encode", "an unknown word",
+              lambda: CaptionVocabulary().encode("a purple circle"), "vocabulary"),
+        error("captioning", "CaptionVocabulary.encode", "text is an int", lambda: CaptionVocabulary().encode(3), "text"),
+        error("captioning", "CaptionVocabulary", "no words", lambda: CaptionVocabulary([]), "words"),
+        error("captioning", "caption_scores", "empty", lambda: caption_scores([], []), "captions"),
+    ]
+
+
 PROBES: list[Probe] = [
     *attention_probes(), *llama_probes(), *sampling_probes(), *diffusion_probes(), *diffusion_pipeline_probes(), *vae_probes(),
     *gan_probes(), *metrics_probes(), *data_probes(), *multimodal_probes(), *scaling_probes(), *runtime_and_text_probes(),
-    *speech_probes(),
+    *speech_probes(), *seq2seq_probes(), *captioning_probes(),
 ]
 
 
