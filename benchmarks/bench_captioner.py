@@ -42,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pipe = pretrained.load("captioner", device="cpu")
     data = {split: captioned_scenes(args.n, seed=args.seed, split=split) for split in ("train", "held_out")}
-    header = f"| split | beams | exact | {' | '.join(ATTRIBUTES)} | s/image (wall, CPU) |"
+    header = f"| split | beams | exact | {' | '.join(ATTRIBUTES)} | per image (wall, CPU) |"
     print(f"captioner: {args.n} images per split, seed {args.seed}\n")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
