@@ -7,7 +7,7 @@ scenes of the training grammar (compositions the captioner saw, new renders), ``
 scenes that show at least one (colour, shape) pair the captioner never saw. A caption counts as
 an **exact match** when it equals the scene's canonical caption; per attribute, the fraction of
 scenes whose attribute the caption reads right (:func:`aigc_course.captioning.caption_scores`).
-The last column is seconds per image on this machine, CPU time beside wall time.
+The last column is milliseconds per image on this machine, CPU time beside wall time.
 
 Targets (issue 17): exact match >= 95 % on training compositions, >= 70 % on held-out ones.
 """
