@@ -79,6 +79,35 @@ def _recognizer(model) -> str:
     return f"log-probabilities {tuple(log_probs.shape)}, read as {model.read(frames, torch.tensor([50]))}"
 
 
+def _scenes(n: int):
+    """Real captioned scenes, drawn by the package's own renderer."""
+    from aigc_course.data import captioned_scenes
+    return captioned_scenes(n, seed=0)
+
+
+def _captions(out, n: int) -> str:
+    assert isinstance(out, list) and len(out) == n and all(isinstance(c, str) and c for c in out), out
+    return f"captions {out}"
+
+
+def _scene_judge(model) -> str:
+    from aigc_course.data.scenes import canonical_attributes
+    images, _, attributes = _scenes(4)
+    read = model.predict(images)
+    assert len(read) == 4 and all(isinstance(r, dict) for r in read), read
+    right = sum({k: v for k, v in r.items() if k != "count"} == canonical_attributes(a)
+                for r, a in zip(read, attributes, strict=True))
+    return f"read {right}/4 real scenes exactly"
+
+
+def _scene_clip(model) -> str:
+    images, captions, _ = _scenes(4)
+    with torch.no_grad():
+        sim = model.encode_images(images) @ model.encode_texts(captions).T
+    assert sim.shape == (4, 4) and torch.isfinite(sim).all(), sim
+    return f"similarities {tuple(sim.shape)}"
+
+
 def _vae(model) -> str:
     return _images(model.sample(2, seed=0), 2, 1)
 
@@ -87,14 +116,19 @@ def _vae(model) -> str:
 CALLS = {
     "aigc_course.alignment.pipelines:ChatPipeline": lambda p: _text(p("add 12 and 30")),
     "aigc_course.alignment.reward:RewardModel": _reward,
+    "aigc_course.captioning.pipelines:CaptionPipeline": lambda p: _captions(p(_scenes(2)[0]), 2),
     "aigc_course.autoregressive:PixelGPTPipeline": lambda p: _images(p.sample(1, seed=0), 1, 1),
     "aigc_course.diffusion.pipelines:Diffusion2DPipeline": lambda p: _points(p.sample(4, num_inference_steps=3, seed=0), 4),
+    "aigc_course.diffusion.pipelines:TextToImagePipeline": lambda p: _images(
+        p(["a red circle above a blue square", "a small green cross on the left"], num_inference_steps=2, seed=0), 2, 3),
     "aigc_course.diffusion.pipelines:DigitsDDPMPipeline": lambda p: _images(
         p([3, 7], num_inference_steps=2, sampler="ddim", guidance_scale=2.0, seed=0), 2, 1),
     "aigc_course.gan.pipelines:ConditionalGANPipeline": lambda p: _images(p([1, 7], seed=0), 2, 1),
     "aigc_course.gan.pipelines:GANSampler": lambda p: _points(p.sample(8, seed=0), 8),
     "aigc_course.gpt:GPTPipeline": lambda p: _text(p("def", max_new_tokens=6, seed=0)),
     "aigc_course.metrics.digits:DigitClassifier": _classify,
+    "aigc_course.metrics.scenes:SceneCLIP": _scene_clip,
+    "aigc_course.metrics.scenes:SceneJudge": _scene_judge,
     "aigc_course.rnn:CharLSTM": _char_lstm,
     "aigc_course.speech.pipelines:TextToSpeechPipeline": lambda p: _waves(p(["one two", "nine"], seed=0), 2),
     "aigc_course.speech.recognizer:SpeechRecognizer": _recognizer,

@@ -295,7 +295,7 @@ def test_record_attention_collects_every_layer_and_restores():
             model(idx)
         model(idx)
     assert len(inner) == 1 and len(outer) == 3
-    with pytest.raises(ValueError, match="no MultiHeadAttention"):
+    with pytest.raises(ValueError, match="no attention layer"):
         with record_attention(torch.nn.Linear(2, 2)):
             pass
 

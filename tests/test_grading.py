@@ -36,7 +36,9 @@ import grade_kernel  # noqa: E402
 import grade_report  # noqa: E402
 
 CHAPTER = "ch3_1_attention.ipynb"
-IDS = ["3.1.1", "3.1.2", "3.1.3"]
+IDS = ["3.1.1", "3.1.2", "3.1.3", "3.1.4", "3.1.5"]  # the chapter's exercises
+PLANTED = IDS[:3]  # the ones the planted submissions answer; the others stay "not attempted"
+NOT_ATTEMPTED = dict.fromkeys(IDS[3:], "not attempted")
 NOTEBOOK_SECONDS = 30  # the whole notebook's limit: a normal one takes 4-20 s, on a busy machine
 CHECK_SECONDS = 8
 
@@ -164,7 +166,7 @@ def planted(out: Path, port: int) -> dict[str, nbformat.NotebookNode | str]:
     plants["correct"] = answered(SOLVED)
 
     nb = answered({"3.1.1": UNSCALED_ATTENTION, "3.1.2": MEMORISED_TOP_K, "3.1.3": UNFILTERED_TOP_P})
-    for exercise_id in IDS:  # saved outputs edited to show every check passing
+    for exercise_id in PLANTED:  # saved outputs edited to show every check passing
         cell = nb.cells[check_index(nb, exercise_id)]
         cell.execution_count = 1
         cell.outputs = [nbformat.v4.new_output(
@@ -231,7 +233,7 @@ def test_a_correct_notebook_gets_every_point(graded):
     record = graded["by"]["correct"]
     assert graded["code"] == 0
     assert record["status"] == "ran" and record["notebook"] == CHAPTER
-    assert statuses(record) == dict.fromkeys(IDS, "passed") and record["score"] == record["max_score"] == 3
+    assert statuses(record) == dict.fromkeys(IDS, "passed") and record["score"] == record["max_score"] == len(IDS)
     assert not record["notes"] and not record["cell_errors"]
     assert all(e["seed"] and e["cases_passed"] == e["cases_total"] > 0 for e in record["exercises"].values())
 
@@ -239,9 +241,9 @@ def test_a_correct_notebook_gets_every_point(graded):
 def test_wrong_answers_fail_with_the_checkers_message_and_forged_outputs_get_nothing(graded):
     record = graded["by"]["wrong_forged"]
     assert record["status"] == "ran" and record["score"] == 0
-    assert statuses(record) == dict.fromkeys(IDS, "failed")
+    assert statuses(record) == {**dict.fromkeys(PLANTED, "failed"), **NOT_ATTEMPTED}
     assert "missing the 1/√d_k scaling" in record["exercises"]["3.1.1"]["likely_cause"]
-    assert all(e["message"].startswith("✗ Exercise") for e in record["exercises"].values())
+    assert all(record["exercises"][i]["message"].startswith("✗ Exercise") for i in PLANTED)
     assert any("saved outputs show exercise 3.1.1, 3.1.2, 3.1.3 passing" in n for n in record["notes"])
 
 
@@ -260,7 +262,7 @@ def test_a_kernel_that_dies_is_reported_and_the_others_are_still_graded(graded):
     assert record["status"] == "kernel died" and record["score"] == 0
     assert "import os" in record["detail"]
     assert statuses(record) == dict.fromkeys(IDS, "not graded")
-    assert graded["by"]["correct"]["score"] == 3
+    assert graded["by"]["correct"]["score"] == len(IDS)
 
 
 def test_a_cell_that_raises_is_reported_and_deleted_check_cells_change_nothing(graded):
@@ -268,7 +270,7 @@ def test_a_cell_that_raises_is_reported_and_deleted_check_cells_change_nothing(g
     assert record["status"] == "errors"
     assert "RuntimeError: a stray cell that raises" in record["detail"]
     assert [e["error"] for e in record["cell_errors"]] == ["RuntimeError: a stray cell that raises"]
-    assert statuses(record) == {"3.1.1": "passed", "3.1.2": "failed", "3.1.3": "passed"}
+    assert statuses(record) == {"3.1.1": "passed", "3.1.2": "failed", "3.1.3": "passed", **NOT_ATTEMPTED}
     assert record["score"] == 2
     assert any("check cell of exercise 3.1.2, 3.1.3 is missing" in n for n in record["notes"])
 
@@ -277,7 +279,8 @@ def test_a_notebook_that_runs_too_long_is_stopped_and_what_it_defined_is_graded(
     record = graded["by"]["timeout"]
     assert record["status"] == "timed out"
     assert f"time limit ({NOTEBOOK_SECONDS} s)" in record["detail"] and "import time" in record["detail"]
-    assert statuses(record) == {"3.1.1": "passed", "3.1.2": "timed out", "3.1.3": "missing"}
+    # the run stopped in 3.1.2: what comes after it was never defined
+    assert statuses(record) == {"3.1.1": "passed", "3.1.2": "timed out", **dict.fromkeys(IDS[2:], "missing")}
     assert "took longer than" in record["exercises"]["3.1.2"]["message"]
     assert "no function top_p" in record["exercises"]["3.1.3"]["message"]
 
@@ -286,7 +289,7 @@ def test_monkeypatching_the_checker_is_ignored_and_noted(graded):
     record = graded["by"]["monkeypatch"]
     # its forged check let the demo cell run the wrong answer, whose own assert then failed
     assert record["status"] == "errors" and "if result:" in record["detail"] and record["score"] == 0
-    assert statuses(record) == dict.fromkeys(IDS, "failed")
+    assert statuses(record) == {**dict.fromkeys(PLANTED, "failed"), **NOT_ATTEMPTED}
     assert "missing the 1/√d_k scaling" in record["exercises"]["3.1.1"]["likely_cause"]
     note = next(n for n in record["notes"] if "replaced parts of the course's checker" in n)
     assert "aigc_course.exercises.core.check" in note and "REGISTRY['3.1.1']" in note
@@ -300,8 +303,8 @@ def test_the_notebook_can_neither_forge_the_report_nor_reach_the_network(graded)
         json.loads((out / "report.json").read_text(encoding="utf-8"))
     with open(out / "grades.csv", encoding="utf-8") as handle:
         rows = {row["student"]: row for row in csv.DictReader(handle)}
-    assert rows["monkeypatch"]["score"] == "0" and rows["correct"]["score"] == "3"
-    assert [rows["correct"][i] for i in IDS] == ["1", "1", "1"]
+    assert rows["monkeypatch"]["score"] == "0" and rows["correct"]["score"] == str(len(IDS))
+    assert [rows["correct"][i] for i in IDS] == ["1"] * len(IDS)
 
 
 def test_a_function_that_changes_the_checker_voids_the_notebook(graded):
@@ -313,7 +316,7 @@ def test_a_function_that_changes_the_checker_voids_the_notebook(graded):
 
 def test_a_file_that_is_not_a_notebook_is_reported(graded):
     record = graded["by"]["unreadable"]
-    assert record["status"] == "unreadable" and record["score"] == 0 and record["max_score"] == 3
+    assert record["status"] == "unreadable" and record["score"] == 0 and record["max_score"] == len(IDS)
 
 
 def test_the_html_report_has_totals_and_the_checkers_messages(graded):
@@ -323,7 +326,7 @@ def test_the_html_report_has_totals_and_the_checkers_messages(graded):
         assert f">{student}<" in page
     assert "missing the 1/√d_k scaling" in page and "<script" not in page
     results = list(csv.DictReader(open(graded["out"] / "results.csv", encoding="utf-8")))
-    assert len(results) == 3 * len(graded["by"])
+    assert len(results) == len(IDS) * len(graded["by"])
 
 
 # ---------------------------------------------------------------------------- GitHub Classroom
