@@ -50,6 +50,21 @@ class GPTConfig:
         return asdict(self)
 
 
+def check_token_ids(idx: torch.Tensor, block_size: int, past: int = 0) -> torch.Tensor:
+    """``idx`` must be a ``(B, T)`` integer tensor with ``past + T <= block_size``; returns it as long.
+
+    No host sync: the id range is torch's embedding to check.
+    """
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+        got = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+        raise ValueError(f"idx must be a (B, T) tensor of token ids (torch.long), got {got}")
+    if not is_integer_dtype(idx.dtype):
+        raise ValueError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
+    if past + idx.shape[1] > block_size:
+        raise ValueError(f"sequence of {past + idx.shape[1]} tokens is longer than the context block_size={block_size}")
+    return idx.long()
+
+
 @dataclass
 class DecodingState:
     """What :meth:`CausalLM.decode_step` remembers: a :class:`KVCache` per layer (``None``: no
@@ -117,18 +132,7 @@ class CausalLM(nn.Module):
         return self
 
     def _check_idx(self, idx: torch.Tensor, past: int = 0) -> torch.Tensor:
-        """``idx`` must be a ``(B, T)`` integer tensor (no host sync: the id range is torch's to check)."""
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
-            got = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-            raise ValueError(f"idx must be a (B, T) tensor of token ids (torch.long), got {got}")
-        if not is_integer_dtype(idx.dtype):
-            raise ValueError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
-        if past + idx.shape[1] > self.config.block_size:
-            raise ValueError(
-                f"sequence of {past + idx.shape[1]} tokens is longer than the context "
-                f"block_size={self.config.block_size}"
-            )
-        return idx.long()
+        return check_token_ids(idx, self.config.block_size, past)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """``idx (B, T)`` token ids -> ``(logits (B, T, V), loss)``.

@@ -30,7 +30,7 @@ from torch import nn
 
 from aigc_course import decoding
 from aigc_course.attention import CrossAttention, KVCache, record_attention
-from aigc_course.gpt import GPT, Block, GPTConfig
+from aigc_course.gpt import GPT, Block, GPTConfig, check_token_ids
 from aigc_course.pretrained import capture_config
 from aigc_course.tokenizers import is_integer_dtype
 
@@ -200,15 +200,7 @@ class TransformerDecoder(nn.Module):
         return self.transformer.wte.weight.device
 
     def _check_idx(self, idx: torch.Tensor, past: int = 0) -> torch.Tensor:
-        if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
-            got = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-            raise ValueError(f"idx must be a (B, T) tensor of token ids (torch.long), got {got}")
-        if not is_integer_dtype(idx.dtype):
-            raise ValueError(f"idx must hold integer token ids (torch.long), got dtype {idx.dtype}")
-        if past + idx.shape[1] > self.gpt_config.block_size:
-            raise ValueError(f"target of {past + idx.shape[1]} tokens is longer than block_size="
-                             f"{self.gpt_config.block_size}")
-        return idx.long()
+        return check_token_ids(idx, self.gpt_config.block_size, past)
 
     def _check_memory(self, memory: torch.Tensor | None, memory_mask: torch.Tensor | None, batch: int):
         if memory is None:
