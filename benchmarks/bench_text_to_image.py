@@ -173,7 +173,7 @@ def main() -> None:
         keys = ["exact", "shape", "colour", "size", "position", "shape_1", "colour_1", "relation", "shape_2", "colour_2"]
         print(f"\nTable 6. Round trip prompt -> image -> caption (captioner, greedy): % of images, mean +- sd "
               f"over {len(args.seeds)} seeds; 'judge' is table 1's all-right column for the same images")
-        print(f"{'':22}{'judge':>12}" + "".join(f"{k:>12}" for k in keys))
+        print(f"{'':22}{'judge':>13}" + "".join(f"{k:>13}" for k in keys))
         exact_train = []
         for split in ("train", "held_out"):
             for kind in ("generated", "real renders"):
@@ -185,8 +185,8 @@ def main() -> None:
                 if split == "train" and kind == "generated":
                     exact_train = scores["exact"]
                 judge = rows.get(f"{split} {kind}", {}).get("all")
-                print(f"{split + ' ' + kind:22}{mean_sd(judge) if judge else '':>12}"
-                      + "".join(f"{mean_sd(scores[k]) if k in scores else '':>12}" for k in keys))
+                print(f"{split + ' ' + kind:22}{mean_sd(judge) if judge else '':>13}"
+                      + "".join(f"{mean_sd(scores[k]) if k in scores else '':>13}" for k in keys))
         print(f"target: round trip exact match >= 80 % on the training grammar (got {mean_sd(exact_train)})")
 
     # ---------------------------------------------------------------- 5. latent against pixel
