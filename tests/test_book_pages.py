@@ -5,6 +5,7 @@ The rendered book itself is checked in a browser by tests/browser (``make test-b
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import sys
@@ -157,3 +158,81 @@ def test_cpu_time_role_sums_a_chapters_notebooks_from_the_chapter_list():
     total = sum(seconds[f"{doc}.ipynb"] for doc in chapter.pages)
     assert nodes[0].astext() == f"{course_map.format_seconds(total)}, {len(chapter.pages)} notebooks"
     assert not messages
+
+
+# --- What the rendered book shows of a notebook's code -------------------------------------------
+# myst-nb tags that keep a cell's source out of the reading: nbval still runs the cell.
+HIDDEN_TAGS = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
+# A visible cell whose asserts are meant to be read carries this tag (say why in a comment).
+TEACH_TAG = "teach"
+# Tolerances of an identity (|a - b| < 1e-6) are not thresholds.
+TOLERANCE = 1e-3
+# Chapters whose notebooks are being rewritten on another branch when this rule was added.
+PENDING_REWRITE = {"chapters/03_2_gan/3_2_3_training_tricks.ipynb"}
+
+
+def code_cells(notebook: str):
+    """(index, source, tags) of every code cell of a notebook."""
+    cells = json.loads((ROOT / notebook).read_text(encoding="utf-8"))["cells"]
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] == "code":
+            yield index, "".join(cell["source"]), set(cell.get("metadata", {}).get("tags", []))
+
+
+def numeric_literals(node):
+    """Magnitudes of the numbers written in an operand: ``0.9``, ``-1.5``, ``0.5 * x``, ``x + 0.1``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        yield abs(node.value)
+    elif isinstance(node, ast.UnaryOp):
+        yield from numeric_literals(node.operand)
+    elif isinstance(node, ast.BinOp):
+        yield from numeric_literals(node.left)
+        yield from numeric_literals(node.right)
+
+
+def is_threshold_assert(statement: ast.stmt) -> bool:
+    """An ``assert`` that orders (<, <=, >, >=) a result against a number written in the code,
+    larger than a floating-point tolerance: ``acc >= 0.9``, ``loss < 0.5 * first``, ``1.5 < bpc < 3``.
+    That is a regression check on a measured result, which nbval needs and a reader does not."""
+    if not isinstance(statement, ast.Assert):
+        return False
+    for node in ast.walk(statement.test):
+        if isinstance(node, ast.Compare) and any(isinstance(op, ast.Lt | ast.LtE | ast.Gt | ast.GtE) for op in node.ops):
+            if any(v > TOLERANCE for operand in (node.left, *node.comparators) for v in numeric_literals(operand)):
+                return True
+    return False
+
+
+def regression_clutter(source: str) -> list[str]:
+    """Why a visible cell reads as a test rather than as the lesson: it is nothing but asserts,
+    or one of its top-level statements is a threshold assert (asserts nested in a loop that
+    prints the same numbers are part of that demonstration and are not counted)."""
+    body = ast.parse(source).body
+    if body and all(isinstance(s, ast.Assert) for s in body):
+        return ["the cell is nothing but assert statements"]
+    return [f"threshold assert: {ast.unparse(s)[:100]}" for s in body if is_threshold_assert(s)]
+
+
+def test_regression_clutter_rule():
+    assert regression_clutter("assert a == b\nassert torch.allclose(x, y)")  # asserts only
+    assert regression_clutter("y = f(x)\nprint(y)\nassert acc >= 0.9")
+    assert regression_clutter("y = f(x)\nassert loss[-1] < 0.5 * loss[0]")
+    assert regression_clutter("y = f(x)\nassert 1.5 < bpc < 3.0")
+    assert not regression_clutter("y = f(x)\nassert torch.allclose(y, y_by_hand, atol=1e-5)")
+    assert not regression_clutter("y = f(x)\nassert abs(gap - kl) < 1e-9 and y.shape == (2, 3)")
+    assert not regression_clutter("for r in rows:\n    print(r)\n    assert r > 0.5")
+
+
+@pytest.mark.parametrize("notebook", [
+    pytest.param(nb, marks=pytest.mark.xfail(reason="rewritten on another branch; tag its checks on merge",
+                                             strict=False)) if nb in PENDING_REWRITE else nb
+    for nb in course_map.chapter_notebooks(ROOT)])
+def test_visible_cells_teach_and_regression_asserts_are_hidden(notebook):
+    """Regression checks run under nbval but are tagged ``remove-cell`` so the book hides them; the
+    asserts a reader sees state an identity (a value equal to its formula, a shape)."""
+    problems = [f"cell {index}: {why}" for index, source, tags in code_cells(notebook)
+                if not tags & HIDDEN_TAGS and TEACH_TAG not in tags for why in regression_clutter(source)]
+    assert not problems, (
+        f"{notebook}: move these checks to a cell of their own tagged 'remove-cell' (or tag a cell "
+        f"'{TEACH_TAG}' whose asserts a reader should see):\n  " + "\n  ".join(problems)
+    )
