@@ -236,3 +236,77 @@ def test_visible_cells_teach_and_regression_asserts_are_hidden(notebook):
         f"{notebook}: move these checks to a cell of their own tagged 'remove-cell' (or tag a cell "
         f"'{TEACH_TAG}' whose asserts a reader should see):\n  " + "\n  ".join(problems)
     )
+
+
+# --- Alt text: every figure a notebook draws has a short description -------------------------------
+# A cell draws a figure when its own code (not a function it only defines) calls one of these,
+# or calls, or hands to ``interact``, a function of the notebook whose body does.
+PYPLOT_DRAWING = {"show", "subplots", "figure", "imshow", "plot", "bar", "barh", "hist", "scatter", "subplot", "matshow"}
+COURSE_DRAWING = {"show_images", "plot_loss", "scatter_2d"}  # aigc_course.plotting; and every draw_*
+
+
+def _calls(tree, *, into_functions: bool):
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if not into_functions and isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                continue
+            if isinstance(child, ast.Call):
+                yield child
+            stack.append(child)
+
+
+def _draws(calls, drawing_functions: set[str]) -> bool:
+    for call in calls:
+        func = call.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "plt" \
+                and func.attr in PYPLOT_DRAWING:
+            return True
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name in COURSE_DRAWING or name.startswith("draw_") or name in drawing_functions:
+            return True
+        if any(isinstance(arg, ast.Name) and arg.id in drawing_functions for arg in call.args):
+            return True  # interact(draw, ...)
+    return False
+
+
+def figure_cells(notebook: str) -> list[int]:
+    """Indices of the code cells of a notebook that draw a figure (see the rule above)."""
+    drawing_functions: set[str] = set()
+    found = []
+    for index, source, _ in code_cells(notebook):
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and _draws(_calls(node, into_functions=True), drawing_functions):
+                drawing_functions.add(node.name)
+        if _draws(_calls(tree, into_functions=False), drawing_functions):
+            found.append(index)
+    return found
+
+
+def test_figure_cells_rule(tmp_path, monkeypatch):
+    cells = ["def show(x):\n    plt.plot(x)\n    plt.show()",  # defines, draws nothing
+             "show(1)", "interact(show, x=IntSlider(description='x'))", "fig = show_images(images)",
+             "draw_taxonomy()", "y = f(x)\nprint(y)"]
+    notebook = {"cells": [{"cell_type": "code", "source": s, "metadata": {}} for s in cells]}
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    (tmp_path / "nb.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+    assert figure_cells("nb.ipynb") == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("notebook", [
+    pytest.param(nb, marks=pytest.mark.xfail(reason="rewritten on another branch; add its alt text on merge",
+                                             strict=False)) if nb in PENDING_REWRITE else nb
+    for nb in course_map.chapter_notebooks(ROOT)])
+def test_every_figure_has_alt_text(notebook):
+    """myst-nb reads ``metadata.mystnb.image.alt`` of a cell for the alt of the images it outputs;
+    without it a screen reader reads the image's file path aloud."""
+    cells = json.loads((ROOT / notebook).read_text(encoding="utf-8"))["cells"]
+    missing = []
+    for index in figure_cells(notebook):
+        alt = cells[index].get("metadata", {}).get("mystnb", {}).get("image", {}).get("alt", "")
+        if not 10 <= len(alt.strip()) <= 400:
+            missing.append(f"cell {index}: alt {alt!r}")
+    assert not missing, (f"{notebook}: figures need a short description (10-400 characters) in the cell "
+                         "metadata mystnb.image.alt:\n  " + "\n  ".join(missing))
