@@ -165,3 +165,125 @@ def draw_transformer(ax=None, n_encoder: str = "N", n_decoder: str = "N"):
     ax.text(7.4, 10.95, "Decoder", ha="center", fontsize=12, weight="bold")
     ax.text(2.2, 9.3, "every sub-layer is residual:\nx + f(LayerNorm(x))", ha="center", fontsize=8, color="0.35")
     return ax
+
+
+class FrameViewer:
+    """Precomputed frames behind a labelled slider and a play button, as one self-contained block
+    of HTML and JavaScript: it works in the static book, with no kernel and no network.
+
+    Made by :func:`frame_viewer`; Jupyter and the book show it through ``_repr_html_``.
+    """
+
+    _count = 0
+
+    def __init__(self, pngs: list[bytes], labels: list[str], description: str, alt: str,
+                 captions: list[str] | None, start: int, interval_ms: int) -> None:
+        import base64
+        import hashlib
+
+        self.frames = [base64.b64encode(png).decode("ascii") for png in pngs]
+        self.labels = [str(label) for label in labels]
+        self.description, self.alt = description, alt
+        self.captions = captions
+        self.start, self.interval_ms = start, interval_ms
+        FrameViewer._count += 1
+        digest = hashlib.sha256("".join(self.frames).encode()).hexdigest()[:10]
+        self.id = f"aigc-frames-{digest}-{FrameViewer._count}"
+
+    def _repr_html_(self) -> str:
+        import html
+        import json
+
+        e = html.escape
+        i = self.start
+        data = {"frames": self.frames, "labels": self.labels, "alts": [f"{self.alt} ({label})" for label in self.labels],
+                "captions": self.captions}
+        payload = json.dumps(data).replace("</", "<\\/")  # cannot close the script element early
+        caption = (f'<pre class="aigc-frame-caption" style="white-space:pre-wrap;margin:0.3em 0">'
+                   f"{e(self.captions[i])}</pre>" if self.captions else "")
+        return f"""<div class="aigc-frame-viewer" id="{self.id}" data-interval="{self.interval_ms}">
+<img class="aigc-frame" src="data:image/png;base64,{self.frames[i]}" alt="{e(data['alts'][i])}" style="max-width:100%;height:auto">
+{caption}<div class="aigc-frame-controls" style="display:flex;align-items:center;gap:0.6em;flex-wrap:wrap">
+<button type="button" class="aigc-frame-play" aria-label="Play: step through {e(self.description)}">&#9654;</button>
+<label for="{self.id}-slider">{e(self.description)}</label>
+<input type="range" class="aigc-frame-slider" id="{self.id}-slider" min="0" max="{len(self.frames) - 1}" step="1" value="{i}" aria-valuetext="{e(self.labels[i])}">
+<output class="aigc-frame-label" for="{self.id}-slider" aria-live="polite">{e(self.labels[i])}</output>
+</div>
+<script type="application/json" class="aigc-frame-data">{payload}</script>
+<script>
+(function () {{
+  var root = document.getElementById("{self.id}");
+  if (!root || root.dataset.ready) return;
+  root.dataset.ready = "1";
+  var data = JSON.parse(root.querySelector(".aigc-frame-data").textContent);
+  var img = root.querySelector(".aigc-frame"), slider = root.querySelector(".aigc-frame-slider");
+  var out = root.querySelector(".aigc-frame-label"), play = root.querySelector(".aigc-frame-play");
+  var caption = root.querySelector(".aigc-frame-caption"), timer = null;
+  function show(i) {{
+    img.src = "data:image/png;base64," + data.frames[i];
+    img.alt = data.alts[i];
+    out.textContent = data.labels[i];
+    slider.value = i;
+    slider.setAttribute("aria-valuetext", data.labels[i]);
+    if (caption) caption.textContent = data.captions[i];
+  }}
+  function stop() {{
+    clearInterval(timer);
+    timer = null;
+    play.innerHTML = "&#9654;";
+    play.setAttribute("aria-label", "Play: step through {e(self.description)}");
+  }}
+  slider.addEventListener("input", function () {{ stop(); show(Number(slider.value)); }});
+  play.addEventListener("click", function () {{
+    if (timer) {{ stop(); return; }}
+    play.innerHTML = "&#10074;&#10074;";
+    play.setAttribute("aria-label", "Pause");
+    timer = setInterval(function () {{ show((Number(slider.value) + 1) % data.frames.length); }},
+                        Number(root.dataset.interval));
+  }});
+}})();
+</script>
+</div>"""
+
+
+def frame_viewer(frames, labels, *, description: str, alt: str, captions=None, start: int = 0,
+                 interval_ms: int = 600) -> FrameViewer:
+    """A static stand-in for an interactive widget: ``frames`` (matplotlib figures, closed once
+    drawn, or PNG bytes) shown one at a time, picked by a slider named ``description`` or played
+    in order. ``labels`` name each frame (shown beside the slider), ``alt`` describes the figure
+    for screen readers (each frame's alt adds its label), ``captions`` are optional text under
+    the image. Everything is embedded in the HTML, so the page needs no kernel and no network.
+    """
+    import io
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("frames must hold at least one figure or PNG image, got none")
+    labels = [str(label) for label in labels]
+    if len(labels) != len(frames):
+        raise ValueError(f"labels must name every frame: got {len(labels)} labels for {len(frames)} frames")
+    for name, value in (("description", description), ("alt", alt)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must be a non-empty string (the slider's label / the image's alt text), got {value!r}")
+    if captions is not None:
+        captions = [str(c) for c in captions]
+        if len(captions) != len(frames):
+            raise ValueError(f"captions must have one entry per frame: got {len(captions)} for {len(frames)} frames")
+    if not 0 <= start < len(frames):
+        raise ValueError(f"start must index a frame (0 to {len(frames) - 1}), got {start}")
+    if interval_ms <= 0:
+        raise ValueError(f"interval_ms must be positive, got {interval_ms}")
+    pngs = []
+    for k, frame in enumerate(frames):
+        if isinstance(frame, bytes | bytearray):
+            if not bytes(frame).startswith(b"\x89PNG"):
+                raise ValueError(f"frames[{k}] is bytes but not a PNG image")
+            pngs.append(bytes(frame))
+        elif hasattr(frame, "savefig"):
+            buffer = io.BytesIO()
+            frame.savefig(buffer, format="png", bbox_inches="tight")
+            plt.close(frame)
+            pngs.append(buffer.getvalue())
+        else:
+            raise ValueError(f"frames[{k}] must be a matplotlib figure or PNG bytes, got {type(frame).__name__}")
+    return FrameViewer(pngs, labels, description.strip(), alt.strip(), captions, start, interval_ms)

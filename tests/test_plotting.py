@@ -33,3 +33,44 @@ def test_draw_transformer_draws_both_stacks_and_the_memory_arrow():
         assert word in texts
     assert len(ax.patches) >= 15  # boxes, frames and arrows
     plt.close(fig)
+
+
+def test_frame_viewer_embeds_every_frame_behind_a_labelled_slider():
+    from aigc_course.plotting import frame_viewer
+
+    figures = []
+    for k in range(3):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, k])
+        figures.append(fig)
+    viewer = frame_viewer(figures, [f"k = {k}" for k in range(3)], description="k", alt="A line of slope k",
+                          captions=["a", "b", "</script><b>c"], start=1)
+    assert plt.get_fignums() == []  # every figure drawn once and closed
+    html = viewer._repr_html_()
+    assert len(viewer.frames) == 3 and len(set(viewer.frames)) == 3
+    assert html.count("data:image/png;base64,") == 2  # the start frame in the <img>, the rest in the data
+    assert f'<label for="{viewer.id}-slider">k</label>' in html
+    assert 'type="range"' in html and 'max="2"' in html and 'value="1"' in html
+    assert 'alt="A line of slope k (k = 1)"' in html
+    assert "</script><b>c" not in html  # a caption cannot end the script or inject markup
+    png = viewer.frames[0]
+    assert frame_viewer([__import__("base64").b64decode(png)], ["only"], description="x", alt="y").frames == [png]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(frames=[], labels=[]), "frames must hold at least one"),
+    (dict(labels=["a", "b"]), "labels must name every frame"),
+    (dict(description=" "), "description must be a non-empty string"),
+    (dict(alt=""), "alt must be a non-empty string"),
+    (dict(captions=["a", "b"]), "captions must have one entry per frame"),
+    (dict(start=1), "start must index a frame"),
+    (dict(frames=[b"GIF89a"]), r"frames\[0\] is bytes but not a PNG"),
+    (dict(frames=["x.png"]), r"frames\[0\] must be a matplotlib figure or PNG bytes"),
+])
+def test_frame_viewer_rejects_bad_input(kwargs, message):
+    from aigc_course.plotting import frame_viewer
+
+    args = dict(frames=[b"\x89PNG\r\n"], labels=["a"], description="t", alt="a digit") | kwargs
+    frames, labels = args.pop("frames"), args.pop("labels")
+    with pytest.raises(ValueError, match=message):
+        frame_viewer(frames, labels, **args)
