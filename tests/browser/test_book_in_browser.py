@@ -5,7 +5,8 @@ of ``_toc.yml`` it checks: no console errors and no failed requests; every math 
 by MathJax, with no MathJax error nodes; no broken images; widgets rendered from their saved
 state; the "What you will learn" and "Run this chapter" lines; prev/next links in reading
 order; and, on notebook pages, launch buttons and a working ``.ipynb`` download. It also checks
-the search and the home page's course map, and saves screenshots under ``_build/browser/``.
+the search and the home page's course map, moves the slider and presses play of every static frame
+viewer (the kernel-free stand-in of a slider widget), and saves screenshots under ``_build/browser/``.
 """
 
 from __future__ import annotations
@@ -291,6 +292,73 @@ def test_screenshots_of_a_chapter_and_a_widget(context, origin, book, review):
         page.close()
     for name in ("chapter.png", "widget.png"):
         assert (review / name).stat().st_size > 5_000, f"{name} is suspiciously small"
+
+
+# Pages whose notebook has a slider widget: in the static book the widget cannot redraw (no
+# kernel), so each such page also carries a frame viewer (aigc_course.plotting.frame_viewer).
+SLIDER_PAGES = [doc for doc in sorted(NOTEBOOKS) if "Slider(" in resolve(doc).read_text(encoding="utf-8")]
+
+VIEWERS = """() => [...document.querySelectorAll(".aigc-frame-viewer")].map((root) => {
+  const slider = root.querySelector("input.aigc-frame-slider");
+  const img = root.querySelector("img.aigc-frame");
+  return {
+    id: root.id,
+    frames: slider ? Number(slider.max) + 1 : 0,
+    value: slider ? Number(slider.value) : null,
+    name: slider && slider.labels.length ? slider.labels[0].textContent.trim() : "",
+    alt: img ? img.alt : "",
+    src: img ? img.src : "",
+    label: (root.querySelector(".aigc-frame-label") || {}).textContent || "",
+    ok: img ? img.complete && img.naturalWidth > 0 : false,
+  };
+})"""
+
+
+@pytest.mark.parametrize("doc", SLIDER_PAGES)
+def test_frame_viewers_work_without_a_kernel(doc, context, origin, book):
+    """Each static viewer has a named slider and an alt text; moving the slider (with the keyboard,
+    as a reader would) and pressing play both change the image, with no console errors."""
+    assert (book / f"{doc}.html").exists(), f"{doc}.html is not in the build: rebuild the book"
+    page, log = open_page(context, origin, f"{doc}.html")
+    problems = []
+    try:
+        settle(page)
+        viewers = page.evaluate(VIEWERS)
+        if not viewers:
+            problems.append("the page has a slider widget but no frame viewer: the static book cannot redraw it")
+        for v in viewers:
+            where = f"viewer {v['id']}"
+            if v["frames"] < 2:
+                problems.append(f"{where}: {v['frames']} frames")
+                continue
+            if not v["name"]:
+                problems.append(f"{where}: its slider has no label (no accessible name)")
+            if len(v["alt"].strip()) < 10:
+                problems.append(f"{where}: image alt {v['alt']!r}")
+            if not v["ok"]:
+                problems.append(f"{where}: the first frame does not load")
+            root = page.locator(f"#{v['id']}")
+            slider = root.locator("input.aigc-frame-slider")
+            slider.scroll_into_view_if_needed()
+            slider.focus()
+            page.keyboard.press("Home" if v["value"] > 0 else "End")
+            moved = page.evaluate(VIEWERS)
+            after = next(m for m in moved if m["id"] == v["id"])
+            if after["value"] == v["value"] or after["src"] == v["src"]:
+                problems.append(f"{where}: moving the slider from {v['value']} did not change the image")
+            if after["label"] == v["label"] or after["alt"] == v["alt"]:
+                problems.append(f"{where}: moving the slider did not update the label and alt text")
+            root.locator("button.aigc-frame-play").click()
+            interval = int(root.get_attribute("data-interval"))
+            page.wait_for_timeout(2 * interval + 200)
+            played = next(m for m in page.evaluate(VIEWERS) if m["id"] == v["id"])
+            root.locator("button.aigc-frame-play").click()  # pause again
+            if played["src"] == after["src"]:
+                problems.append(f"{where}: play did not advance the frames")
+    finally:
+        page.close()
+    problems += log.errors
+    assert not problems, f"{doc}:\n  " + "\n  ".join(problems)
 
 
 EXTERNAL_ASSET = re.compile(
