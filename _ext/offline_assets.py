@@ -8,7 +8,9 @@ built site's ``_static/offline/``. ``_config.yml`` points ``mathjax_path`` and
 ``nb_ipywidgets_js`` at those copies, and loads ``static/widgets-offline.js`` before the
 widget manager (it tells the manager where its fonts are and lets ipywidgets 8, which calls
 MathJax 2's API, typeset with MathJax 3). The browser test (``tests/browser``) blocks every
-request that leaves the local server, which proves the book needs no network.
+request that leaves the local server, which proves the book needs no network. axe-core
+(``TEST_ASSETS``) is fetched the same way for the browser test's accessibility audit, and
+stays out of the site.
 
 It also drops repeated identical inline scripts from each page: sphinx-thebe and
 sphinx-togglebutton register theirs twice under jupyter-book, and a repeated
@@ -82,6 +84,19 @@ ASSETS = (
     ),
 )
 
+# Fetched with the book's assets but not copied into the site: the browser test
+# (tests/browser) injects axe-core into each built page to audit its accessibility offline.
+TEST_ASSETS = (
+    Asset(
+        name="axe-core",
+        version="4.10.3",
+        integrity="sha512-Xm7bpRXnDSX2YE2YFfBk2FnF0ep6tmG7xPh8iHee8MIcrgq762Nkce856dYtJYLkuIoYZvGfTs/PbZhideTcEg==",
+        files=("axe.min.js", "LICENSE"),
+        strip="",
+        target="axe-core",
+    ),
+)
+
 INSTALL_HINT = (
     "The book serves MathJax and the widget scripts itself and takes them from the npm "
     "registry with `npm pack`. Install Node.js and npm (Debian/Ubuntu: `sudo apt-get install "
@@ -98,10 +113,10 @@ def _stamp() -> str:
     return json.dumps([(a.name, a.version, a.integrity, a.files) for a in ASSETS])
 
 
-def fetch(cache: Path) -> None:
+def fetch(cache: Path, assets: tuple[Asset, ...] = ASSETS) -> None:
     """Make sure every pinned tarball is in ``cache`` and matches its integrity hash."""
     cache.mkdir(parents=True, exist_ok=True)
-    missing = [a for a in ASSETS if not (cache / a.tarball).exists()]
+    missing = [a for a in assets if not (cache / a.tarball).exists()]
     if missing:
         npm = shutil.which("npm")
         if npm is None:
@@ -115,7 +130,7 @@ def fetch(cache: Path) -> None:
         )
         if result.returncode != 0:
             raise ExtensionError(f"npm pack {' '.join(specs)} failed:\n{result.stderr.strip()}")
-    for asset in ASSETS:
+    for asset in assets:
         got = _sha512(cache / asset.tarball)
         if got != asset.integrity:
             (cache / asset.tarball).unlink()
@@ -125,10 +140,10 @@ def fetch(cache: Path) -> None:
             )
 
 
-def unpack(cache: Path, dest: Path) -> int:
+def unpack(cache: Path, dest: Path, assets: tuple[Asset, ...] = ASSETS) -> int:
     """Copy each asset's files from its tarball to ``dest/<target>``; returns the file count."""
     count = 0
-    for asset in ASSETS:
+    for asset in assets:
         with tarfile.open(cache / asset.tarball) as tar:
             for member in tar.getmembers():
                 rel = member.name.removeprefix("package/")
@@ -149,7 +164,7 @@ def _cache_dir(app: Sphinx) -> Path:
 
 def _on_builder_inited(app: Sphinx) -> None:
     if app.builder.format == "html":
-        fetch(_cache_dir(app))
+        fetch(_cache_dir(app), ASSETS + TEST_ASSETS)
 
 
 def _on_build_finished(app: Sphinx, exception: BaseException | None) -> None:

@@ -102,7 +102,7 @@ def test_math_and_widget_scripts_come_from_the_build():
     assert scripts and not any("://" in path for path in scripts)
     targets = {asset.target for asset in offline_assets.ASSETS}
     assert sphinx["config"]["mathjax_path"].split("/")[1] in targets
-    for asset in offline_assets.ASSETS:
+    for asset in offline_assets.ASSETS + offline_assets.TEST_ASSETS:
         assert re.fullmatch(r"\d+\.\d+\.\d+", asset.version), f"{asset.name} must be pinned exactly"
         assert asset.integrity.startswith("sha512-"), f"{asset.name} needs its registry sha512"
 

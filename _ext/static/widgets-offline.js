@@ -11,6 +11,24 @@
   };
   window.__jupyter_widgets_assets_path__ = manager + "/";
 
+  // ipywidgets 8 draws a slider's handle as a div with role="slider" and its description as a
+  // separate <label> tied to nothing, so a screen reader finds a slider with no name: give each
+  // handle the description as its aria-label once the widgets are on the page.
+  var naming = false;
+  function nameSliders() {
+    naming = false;
+    document.querySelectorAll(".widget-slider").forEach(function (widget) {
+      var label = widget.querySelector(".widget-label");
+      var text = label ? label.textContent.trim() : "";
+      if (!text) return;
+      widget.querySelectorAll('[role="slider"]:not([aria-label]), input:not([aria-label])').forEach(
+        function (control) { control.setAttribute("aria-label", text); });
+    });
+  }
+  new MutationObserver(function () {
+    if (!naming) { naming = true; window.requestAnimationFrame(nameSliders); }
+  }).observe(document.documentElement, { childList: true, subtree: true });
+
   // ipywidgets 8 typesets widget labels with MathJax 2's MathJax.Hub.Queue, but the book loads
   // MathJax 3: give the widgets a Hub whose Queue runs MathJax 3's typesetPromise.
   if (window.MathJax === undefined) return; // no math on this page, so the widgets skip typesetting

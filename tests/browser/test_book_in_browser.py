@@ -6,7 +6,8 @@ by MathJax, with no MathJax error nodes; no broken images; widgets rendered from
 state; the "What you will learn" and "Run this chapter" lines; prev/next links in reading
 order; and, on notebook pages, launch buttons and a working ``.ipynb`` download. It also checks
 the search and the home page's course map, moves the slider and presses play of every static frame
-viewer (the kernel-free stand-in of a slider widget), and saves screenshots under ``_build/browser/``.
+viewer (the kernel-free stand-in of a slider widget), audits every page with axe-core (no critical or
+serious violation in the book's content), and saves screenshots under ``_build/browser/``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.test_repository import resolve, toc_files
+from tests.test_repository import ROOT, resolve, toc_files
 
 DOCS = toc_files()
 NOTEBOOKS = {doc for doc in DOCS if resolve(doc) is not None and resolve(doc).suffix == ".ipynb"}
@@ -359,6 +360,55 @@ def test_frame_viewers_work_without_a_kernel(doc, context, origin, book):
         page.close()
     problems += log.errors
     assert not problems, f"{doc}:\n  " + "\n  ".join(problems)
+
+
+AXE_RUN = """async (scope) => {
+  const article = document.querySelector("article");
+  const context = scope === "content" && article ? { include: [["article"]] } : document;
+  const result = await axe.run(context, { resultTypes: ["violations"] });
+  return result.violations.filter((v) => v.impact === "critical" || v.impact === "serious")
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length,
+                   targets: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+}"""
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    """axe-core's script, from the pinned npm tarball the book build fetched into _build/vendor."""
+    import tarfile
+
+    from tests.test_book_pages import offline_assets
+
+    cache = ROOT / "_build" / "vendor"
+    offline_assets.fetch(cache, offline_assets.TEST_ASSETS)  # checks the sha512; fetches only if absent
+    (asset,) = offline_assets.TEST_ASSETS
+    with tarfile.open(cache / asset.tarball) as tar:
+        return tar.extractfile("package/axe.min.js").read().decode("utf-8")
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_no_serious_accessibility_violations_in_the_books_content(doc, context, origin, book, summary, axe_source):
+    """axe-core in Chromium: no critical or serious violation inside the page's article (what the
+    book's sources make). Violations elsewhere on the page come from the theme; they are listed
+    in _build/browser/summary.json under "axe_page_only", not failed."""
+    page, log = open_page(context, origin, f"{doc}.html")
+    try:
+        settle(page)
+        page.add_script_tag(content=axe_source)
+        content = page.evaluate(AXE_RUN, "content")
+        whole = page.evaluate(AXE_RUN, "page")
+    finally:
+        page.close()
+    in_content = {v["id"]: v["nodes"] for v in content}
+    page_only = summary.extra.setdefault("axe_page_only", {})
+    for v in whole:
+        extra = v["nodes"] - in_content.get(v["id"], 0)
+        if extra > 0:
+            entry = page_only.setdefault(v["id"], {"help": v["help"], "impact": v["impact"], "pages": 0, "nodes": 0})
+            entry["pages"] += 1
+            entry["nodes"] += extra
+    assert not content, f"{doc}: accessibility violations in the book's content:\n  " + "\n  ".join(
+        f"{v['impact']} {v['id']} ({v['help']}): {v['nodes']} nodes, e.g. {v['targets']}" for v in content)
 
 
 EXTERNAL_ASSET = re.compile(
