@@ -281,7 +281,7 @@ def frame_viewer(frames, labels, *, description: str, alt: str, captions=None, s
             pngs.append(bytes(frame))
         elif hasattr(frame, "savefig"):
             buffer = io.BytesIO()
-            frame.savefig(buffer, format="png", bbox_inches="tight")
+            frame.savefig(buffer, format="png", dpi=frame.dpi, bbox_inches="tight")  # screen resolution
             plt.close(frame)
             pngs.append(buffer.getvalue())
         else:
