@@ -61,7 +61,8 @@ def solution_functions() -> dict[str, object]:
     namespace: dict = {}
     exec(
         "import math\nimport librosa\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
-        "from aigc_course.classic.expert_system import Rule\nfrom aigc_course.diffusion import NoiseSchedule",
+        "from aigc_course.classic.expert_system import Rule\nfrom aigc_course.diffusion import NoiseSchedule\n"
+        "from aigc_course.applications.practice import check_item",
         namespace,
     )
     for path in sorted(SOLUTIONS.glob("*.ipynb")):
@@ -831,6 +832,68 @@ PLANTED += [
     ("5.2", guided_one_plus_w, "(1 + w) form"),
     ("5.3", dropout_inverted, "inverted"),
     ("5.3", dropout_removed, "replaced, not removed"),
+]
+
+
+# ---------------------------------------------------------------------------- 6 applications
+
+
+def search_dot_product(queries, keys, k):
+    if k > keys.shape[0]:
+        raise ValueError(f"k={k} is larger than the index, which holds {keys.shape[0]} entries")
+    scores = queries @ keys.T
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    return scores.gather(1, order), order
+
+
+def search_topk_no_check(queries, keys, k):
+    scores = F.normalize(queries, dim=1) @ F.normalize(keys, dim=1).T
+    k = min(k, keys.shape[0])  # silently returns fewer entries
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    return scores.gather(1, order), order
+
+
+def search_vague_error(queries, keys, k):
+    if k > keys.shape[0]:
+        raise ValueError("bad input")
+    return search_topk_no_check(queries, keys, k)
+
+
+def search_ascending(queries, keys, k):
+    if k > keys.shape[0]:
+        raise ValueError(f"k={k} is larger than the index, which holds {keys.shape[0]} entries")
+    scores = F.normalize(queries, dim=1) @ F.normalize(keys, dim=1).T
+    order = torch.sort(scores, dim=1, stable=True).indices[:, :k]
+    return scores.gather(1, order), order
+
+
+def search_torch_topk(queries, keys, k):
+    if k > keys.shape[0]:
+        raise ValueError(f"k={k} is larger than the index, which holds {keys.shape[0]} entries")
+    values, order = torch.topk(F.normalize(queries, dim=1) @ F.normalize(keys, dim=1).T, k, dim=1)
+    return values, order
+
+
+def verified_no_dedup(sentences):
+    from aigc_course.applications.practice import check_item
+
+    return [s for s in sentences if check_item(s).status == "correct"]
+
+
+def verified_valid_only(sentences):
+    from aigc_course.applications.practice import check_item
+
+    return [s for s in sentences if check_item(s).status != "invalid"]
+
+
+PLANTED += [
+    ("6.1", search_dot_product, "dot product"),
+    ("6.1", search_topk_no_check, "raise ValueError"),
+    ("6.1", search_vague_error, "should name k"),
+    ("6.1", search_ascending, "ascending"),
+    ("6.1", search_torch_topk, "stable=True"),
+    ("6.2", verified_no_dedup, "one item per distinct problem"),
+    ("6.2", verified_valid_only, "can state a wrong answer"),
 ]
 
 
