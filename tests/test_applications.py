@@ -47,7 +47,7 @@ def test_updated_faq_and_accuracy():
         support.updated_faq({"colour": "Blue."})
     with pytest.raises(ValueError, match="split"):
         support.questions("test")
-    with pytest.raises(ValueError, match="answers for"):
+    with pytest.raises(ValueError, match="one entry per question"):
         support.accuracy(["a"], held)
 
 

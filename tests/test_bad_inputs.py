@@ -1135,10 +1135,57 @@ def captioning_probes() -> list[Probe]:
     ]
 
 
+def retrieval_and_applications_probes() -> list[Probe]:
+    from aigc_course import retrieval
+    from aigc_course.applications import practice, support
+
+    fitted = lambda: retrieval.TfidfEncoder().fit(["reset the kettle", "the price"])  # noqa: E731
+    index = lambda: retrieval.VectorIndex(fitted()).add(["reset the kettle", "the price"])  # noqa: E731
+    chat = lambda: load("tiny-chat-sft")  # noqa: E731
+    return [
+        error("retrieval", "cosine_similarity", "queries of rank 1",
+              lambda: retrieval.cosine_similarity(torch.ones(3), torch.ones(2, 3)), "queries"),
+        error("retrieval", "cosine_similarity", "integer keys",
+              lambda: retrieval.cosine_similarity(torch.ones(2, 3), torch.ones(2, 3, dtype=torch.long)), "keys"),
+        error("retrieval", "cosine_similarity", "widths differ",
+              lambda: retrieval.cosine_similarity(torch.ones(2, 3), torch.ones(2, 4)), "queries and keys"),
+        documented("retrieval", "cosine_similarity", "a zero key scores 0",
+                   lambda: retrieval.cosine_similarity(torch.ones(1, 3), torch.zeros(2, 3)), all_zero),
+        error("retrieval", "top_k", "k larger than the index", lambda: retrieval.top_k(torch.rand(2, 3), 4), "k"),
+        error("retrieval", "top_k", "k=0", lambda: retrieval.top_k(torch.rand(2, 3), 0), "k"),
+        error("retrieval", "top_k", "k=True", lambda: retrieval.top_k(torch.rand(2, 3), True), "k"),
+        error("retrieval", "top_k", "scores of rank 3", lambda: retrieval.top_k(torch.rand(1, 2, 3), 1), "scores"),
+        error("retrieval", "TfidfEncoder.fit", "a single string", lambda: retrieval.TfidfEncoder().fit("abc"), "texts"),
+        error("retrieval", "TfidfEncoder.fit", "empty", lambda: retrieval.TfidfEncoder().fit([]), "texts"),
+        error("retrieval", "TfidfEncoder.encode", "before fit", lambda: retrieval.TfidfEncoder().encode(["a"]), "fit"),
+        error("retrieval", "TfidfEncoder.encode", "an int among the texts", lambda: fitted().encode(["a", 3]), "texts"),
+        error("retrieval", "VectorIndex", "no encode method", lambda: retrieval.VectorIndex(object()), "encoder"),
+        error("retrieval", "VectorIndex.add", "payloads of another length",
+              lambda: retrieval.VectorIndex(fitted()).add(["a"], [1, 2]), "payloads"),
+        error("retrieval", "VectorIndex.search", "k larger than the index", lambda: index().search(["reset"], k=3), "k"),
+        error("retrieval", "VectorIndex.search", "queries is a str", lambda: index().search("reset"), "queries"),
+        error("retrieval", "LanguageModelEncoder.encode", "an empty text",
+              lambda: retrieval.LanguageModelEncoder(chat().model, chat().tokenizer).encode([""]), "texts"),
+        error("applications", "support.questions", "split='test'", lambda: support.questions("test"), "split"),
+        error("applications", "support.updated_faq", "an unknown intent",
+              lambda: support.updated_faq({"colour": "Blue."}), "changes"),
+        error("applications", "support.open_book_examples", "n=0", lambda: support.open_book_examples(0), "n"),
+        error("applications", "support.accuracy", "lengths differ",
+              lambda: support.accuracy(["a"], support.questions()), "answers"),
+        error("applications", "practice.check_item", "sentence is None", lambda: practice.check_item(None), "sentence"),
+        error("applications", "practice.split_sentences", "text is bytes", lambda: practice.split_sentences(b"a."), "text"),
+        error("applications", "practice.propose", "n_streams=0",
+              lambda: practice.propose(chat().model, chat().tokenizer, 0), "n_streams"),
+        error("applications", "practice.propose", "length beyond the context",
+              lambda: practice.propose(chat().model, chat().tokenizer, 1, length=96), "length"),
+        error("applications", "practice.summarise", "no items", lambda: practice.summarise([]), "items"),
+    ]
+
+
 PROBES: list[Probe] = [
     *attention_probes(), *llama_probes(), *sampling_probes(), *diffusion_probes(), *diffusion_pipeline_probes(), *vae_probes(),
     *gan_probes(), *metrics_probes(), *data_probes(), *multimodal_probes(), *scaling_probes(), *runtime_and_text_probes(),
-    *speech_probes(), *seq2seq_probes(), *captioning_probes(),
+    *speech_probes(), *seq2seq_probes(), *captioning_probes(), *retrieval_and_applications_probes(),
 ]
 
 

@@ -157,7 +157,7 @@ def open_book_examples(n: int, seed: int = 0, faq: dict | None = None) -> list[C
 def accuracy(answers: list[str], questions_: list[Question]) -> float:
     """The share of answers equal to the expected answer (exact match)."""
     if len(answers) != len(questions_):
-        raise ValueError(f"got {len(answers)} answers for {len(questions_)} questions")
+        raise ValueError(f"answers must have one entry per question: got {len(answers)} for {len(questions_)}")
     if not answers:
         raise ValueError("answers must not be empty")
     return sum(a.strip() == q.answer for a, q in zip(answers, questions_, strict=True)) / len(answers)
