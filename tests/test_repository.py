@@ -160,11 +160,11 @@ def _notebook(path: Path, *cells: tuple[str, str]) -> None:
     nbformat.write(nb, str(path))
 
 
-NEW_ENTRY = """  - caption: "Part 6 · A new part (新的部分)"
+NEW_ENTRY = """  - caption: "Part 10 · A new part (新的部分)"
     chapters:
-      - folder: 06_new_topic
+      - folder: 10_new_topic
         runs: A demonstration that the chapter list drives the book
-        exercises: ch6_new_topic.ipynb
+        exercises: ch10_new_topic.ipynb
 """
 
 
@@ -173,22 +173,22 @@ def test_adding_a_chapter_is_a_folder_plus_one_entry(tmp_path, monkeypatch, caps
 
     repo = _test_repository(tmp_path)
     # the exercise of the new chapter: its registration and its solution notebook
-    monkeypatch.setitem(REGISTRY, "6.1", Exercise(
-        id="6.1", title="Add one", function="add_one", reference=lambda x: x + 1,
+    monkeypatch.setitem(REGISTRY, "10.1", Exercise(
+        id="10.1", title="Add one", function="add_one", reference=lambda x: x + 1,
         cases=lambda gen, device: [Case("a tensor", (torch.randn(3, generator=gen),))],
         hints=["Add 1.", "return x + 1"]))
-    _notebook(repo / "exercises" / "solutions" / "ch6_new_topic.ipynb",
-              ("md", "# 6 Exercises: a new topic (新的部分)\n\nOne exercise."),
+    _notebook(repo / "exercises" / "solutions" / "ch10_new_topic.ipynb",
+              ("md", "# 10 Exercises: a new topic (新的部分)\n\nOne exercise."),
               ("code", "from aigc_course.exercises import check"),
-              ("md", "## Exercise 6.1\n\nWrite `add_one(x)`."),
+              ("md", "## Exercise 10.1\n\nWrite `add_one(x)`."),
               ("code", "def add_one(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION"),
-              ("code", 'result = check("6.1", add_one)\nassert result or not result.attempted'))
+              ("code", 'result = check("10.1", add_one)\nassert result or not result.attempted'))
     # step 1: the folder
-    folder = repo / "chapters" / "06_new_topic"
+    folder = repo / "chapters" / "10_new_topic"
     folder.mkdir()
-    (folder / "index.md").write_text("# 6 A new topic (新的部分)\n\n**What you will learn:** x.\n\n"
+    (folder / "index.md").write_text("# 10 A new topic (新的部分)\n\n**What you will learn:** x.\n\n"
                                      "**Run this chapter:** y.\n", encoding="utf-8")
-    _notebook(folder / "6_1_demo.ipynb", ("md", "# 6.1 A demo (演示)"), ("code", "assert 1 + 1 == 2"))
+    _notebook(folder / "10_1_demo.ipynb", ("md", "# 10.1 A demo (演示)"), ("code", "assert 1 + 1 == 2"))
     # step 2: one entry in the chapter list
     chapters_yml = repo / "_data" / "chapters.yml"
     text = chapters_yml.read_text(encoding="utf-8")
@@ -200,24 +200,24 @@ def test_adding_a_chapter_is_a_folder_plus_one_entry(tmp_path, monkeypatch, caps
     assert build_chapters.main([], root=repo) == 0
     out = capsys.readouterr().out
     toc = yaml.safe_load((repo / "_toc.yml").read_text(encoding="utf-8"))
-    new_part = next(p for p in toc["parts"] if p["caption"].startswith("Part 6"))
-    assert new_part["chapters"] == [{"file": "chapters/06_new_topic/index", "sections": [
-        {"file": "chapters/06_new_topic/6_1_demo"}, {"file": "chapters/06_new_topic/exercises"}]}]
+    new_part = next(p for p in toc["parts"] if p["caption"].startswith("Part 10"))
+    assert new_part["chapters"] == [{"file": "chapters/10_new_topic/index", "sections": [
+        {"file": "chapters/10_new_topic/10_1_demo"}, {"file": "chapters/10_new_topic/exercises"}]}]
     assert toc["parts"][-1]["caption"] == "Back matter"
     intro = (repo / "chapters" / "intro.md").read_text(encoding="utf-8")
-    assert ("| 6 | {doc}`06_new_topic/index` | A demonstration that the chapter list drives the book | "
-            "{cpu-time}`06_new_topic` |") in intro
+    assert ("| 10 | {doc}`10_new_topic/index` | A demonstration that the chapter list drives the book | "
+            "{cpu-time}`10_new_topic` |") in intro
     page = (folder / "exercises.md").read_text(encoding="utf-8")
-    assert page.startswith("# 6 Exercises: a new topic (新的部分)") and "::::{exercise} 6.1 Add one" in page
-    student = (repo / "exercises" / "student" / "ch6_new_topic.ipynb").read_text(encoding="utf-8")
-    assert "## Exercise 6.1: Add one" in student and "NotImplementedError" in student and "x + 1" not in student
+    assert page.startswith("# 10 Exercises: a new topic (新的部分)") and "::::{exercise} 10.1 Add one" in page
+    student = (repo / "exercises" / "student" / "ch10_new_topic.ipynb").read_text(encoding="utf-8")
+    assert "## Exercise 10.1: Add one" in student and "NotImplementedError" in student and "x + 1" not in student
     # the CPU time is a measurement: the check names the notebook until it is timed and merged
-    assert "chapters/06_new_topic/6_1_demo.ipynb has no measured CPU time" in out
+    assert "chapters/10_new_topic/10_1_demo.ipynb has no measured CPU time" in out
     assert build_chapters.main(["--check"], root=repo) == 1
     timed = tmp_path / "notebook_times.json"
-    timed.write_text(json.dumps({"device": "cpu", "seconds": {"chapters/06_new_topic/6_1_demo.ipynb": 1.5}}))
+    timed.write_text(json.dumps({"device": "cpu", "seconds": {"chapters/10_new_topic/10_1_demo.ipynb": 1.5}}))
     update_course_map_times.record(timed, repo / "_data" / "cpu_times.json", "", root=repo, merge=True)
-    assert "chapters/06_new_topic/6_1_demo.ipynb" in chapter_notebooks(repo)
+    assert "chapters/10_new_topic/10_1_demo.ipynb" in chapter_notebooks(repo)
     assert build_chapters.main(["--check"], root=repo) == 0, capsys.readouterr().out
 
 
