@@ -62,7 +62,8 @@ def solution_functions() -> dict[str, object]:
     exec(
         "import math\nimport librosa\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
         "from aigc_course.classic.expert_system import Rule\nfrom aigc_course.diffusion import NoiseSchedule\n"
-        "from aigc_course.applications.practice import check_item",
+        "from aigc_course.applications.practice import check_item\nfrom aigc_course.retrieval import words\n"
+        "from collections import Counter",
         namespace,
     )
     for path in sorted(SOLUTIONS.glob("*.ipynb")):
@@ -874,6 +875,39 @@ def search_torch_topk(queries, keys, k):
     return values, order
 
 
+def _tfidf(documents, queries, df_of, idf_of):
+    from collections import Counter
+
+    from aigc_course.retrieval import words
+
+    df = df_of(documents)
+    vocabulary = sorted(df)
+    out = torch.zeros(len(queries), len(vocabulary))
+    for i, q in enumerate(queries):
+        for w, c in Counter(words(q)).items():
+            if w in df:
+                out[i, vocabulary.index(w)] = c
+    return out * torch.tensor([idf_of(len(documents), df[w]) for w in vocabulary])
+
+
+def tfidf_unsmoothed(documents, queries):
+    from collections import Counter
+
+    from aigc_course.retrieval import words
+
+    return _tfidf(documents, queries, lambda docs: Counter(w for d in docs for w in set(words(d))),
+                  lambda n, df: math.log(n / df))
+
+
+def tfidf_counts_occurrences(documents, queries):
+    from collections import Counter
+
+    from aigc_course.retrieval import words
+
+    return _tfidf(documents, queries, lambda docs: Counter(w for d in docs for w in words(d)),
+                  lambda n, df: math.log((1 + n) / (1 + df)) + 1)
+
+
 def verified_no_dedup(sentences):
     from aigc_course.applications.practice import check_item
 
@@ -892,8 +926,10 @@ PLANTED += [
     ("6.1", search_vague_error, "should name k"),
     ("6.1", search_ascending, "ascending"),
     ("6.1", search_torch_topk, "stable=True"),
-    ("6.2", verified_no_dedup, "one item per distinct problem"),
-    ("6.2", verified_valid_only, "can state a wrong answer"),
+    ("6.2", tfidf_unsmoothed, "unsmoothed"),
+    ("6.2", tfidf_counts_occurrences, "each document once"),
+    ("6.3", verified_no_dedup, "one item per distinct problem"),
+    ("6.3", verified_valid_only, "can state a wrong answer"),
 ]
 
 

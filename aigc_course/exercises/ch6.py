@@ -1,17 +1,20 @@
-"""Chapter 6 exercises: retrieval's nearest neighbours, and the generate-then-verify filter.
+"""Chapter 6 exercises: retrieval's nearest neighbours, TF-IDF vectors, and the generate-then-verify filter.
 
 References: :func:`aigc_course.retrieval.cosine_similarity` with
-:func:`aigc_course.retrieval.top_k`, and
+:func:`aigc_course.retrieval.top_k`, :class:`aigc_course.retrieval.TfidfEncoder`, and
 :func:`aigc_course.applications.practice.generate_then_verify`.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import torch
 
 from aigc_course.applications.practice import generate_then_verify
 from aigc_course.exercises.core import Case, Exercise, Probe, Variant, register
-from aigc_course.retrieval import cosine_similarity, top_k
+from aigc_course.retrieval import TfidfEncoder, cosine_similarity, top_k, words
 
 # ---------------------------------------------------------------------------- 6.1 top-k retrieval
 
@@ -158,7 +161,97 @@ register(_SearchExercise(
 ))
 
 
-# ---------------------------------------------------------------------------- 6.2 generate, then verify
+# ---------------------------------------------------------------------------- 6.2 TF-IDF vectors
+
+
+def _tfidf_reference(documents, queries):
+    return TfidfEncoder().fit(documents).encode(queries)
+
+
+def _tfidf_cases(gen: torch.Generator, device) -> list[Case]:
+    from aigc_course.applications import support
+
+    texts = [q.text for q in support.questions("index")]
+    order = torch.randperm(len(texts), generator=gen).tolist()
+    documents = [texts[i] for i in order[:20]]
+    held = [q.text for q in support.questions("held_out")]
+    queries = [held[i] for i in torch.randperm(len(held), generator=gen)[:6].tolist()]
+    return [
+        Case("20 FAQ questions indexed, 6 held-out questions encoded", (documents, queries)),
+        Case("a word repeated in one document counts once in df, twice in tf",
+             (["the the kettle", "the lid", "a kettle"], ["the the the kettle", "lid lid"])),
+        Case("a query with no known word is the zero vector", (["reset it", "the price"], ["what now?", "reset"])),
+    ]
+
+
+def _tfidf_variant(kind: str):
+    def wrong(case: Case):
+        documents, queries = case.args
+        vocab = sorted({w for d in documents for w in words(d)})
+        n = len(documents)
+        if kind == "df_counts_occurrences":
+            df = Counter(w for d in documents for w in words(d))
+        else:
+            df = Counter(w for d in documents for w in set(words(d)))
+        if kind == "unsmoothed":
+            idf = [math.log(n / df[w]) for w in vocab]
+        elif kind == "no_plus_one":
+            idf = [math.log((1 + n) / (1 + df[w])) for w in vocab]
+        else:
+            idf = [math.log((1 + n) / (1 + df[w])) + 1 for w in vocab]
+        out = torch.zeros(len(queries), len(vocab))
+        for row, q in enumerate(queries):
+            for w, c in Counter(words(q)).items():
+                if w in vocab:
+                    out[row, vocab.index(w)] = 1.0 if kind == "binary" else c
+        return out if kind == "counts_only" else out * torch.tensor(idf)
+
+    return wrong
+
+
+register(Exercise(
+    id="6.2",
+    title="TF-IDF vectors",
+    function="tfidf_vectors",
+    reference=_tfidf_reference,
+    cases=_tfidf_cases,
+    variants=[
+        Variant("that is the unsmoothed log(N / df(w)); use the smoothed idf(w) = log((1 + N) / (1 + df(w))) + 1",
+                _tfidf_variant("unsmoothed")),
+        Variant("the idf is log((1 + N) / (1 + df(w))) **+ 1**: without the +1 a word in every document would get "
+                "weight 0", _tfidf_variant("no_plus_one")),
+        Variant("df(w) counts the *documents* that contain w, each document once, not every occurrence: use "
+                "set(words(d))", _tfidf_variant("df_counts_occurrences")),
+        Variant("the term frequency is how often the word occurs in the query, not 0 or 1",
+                _tfidf_variant("binary")),
+        Variant("those are the raw counts: multiply each column by its word's idf", _tfidf_variant("counts_only")),
+    ],
+    hints=[
+        "The vocabulary is every word of the documents, sorted; column j belongs to vocabulary[j]. For each "
+        "word, df(w) is the number of documents containing it, and idf(w) = log((1 + N) / (1 + df(w))) + 1. "
+        "A query's row holds, for each known word, its count in the query times its idf.",
+        "df = Counter(w for d in documents for w in set(words(d))); vocabulary = sorted(df). Then fill a "
+        "(len(queries), V) zero tensor from Counter(words(q)), skipping unknown words, and multiply by the "
+        "idf tensor.",
+        "df = Counter(w for d in documents for w in set(words(d)))\nvocabulary = sorted(df)\n"
+        "column = {w: j for j, w in enumerate(vocabulary)}\nn = len(documents)\n"
+        "idf = torch.tensor([math.log((1 + n) / (1 + df[w])) + 1 for w in vocabulary])\n"
+        "out = torch.zeros(len(queries), len(vocabulary))\nfor i, q in enumerate(queries):\n"
+        "    for w, c in Counter(words(q)).items():\n        if w in column:\n            out[i, column[w]] = c\n"
+        "return out * idf",
+    ],
+    explanation=(
+        "TF-IDF weighs each word of a text by how often it occurs there (term frequency) and by how rare it "
+        "is among the indexed texts (inverse document frequency): 'how' and 'the' occur in many questions "
+        "and say little; 'warranty' occurs in few and says a lot. The smoothing (+1 inside the log) acts as "
+        "if one extra document held every word, so no weight divides by zero, and the +1 outside keeps "
+        "words that occur everywhere from vanishing altogether. This is scikit-learn's TfidfVectorizer with "
+        "norm=None; the cosine similarity of 6.1 does the normalising."
+    ),
+))
+
+
+# ---------------------------------------------------------------------------- 6.3 generate, then verify
 
 
 def _verify_reference(sentences):
@@ -204,7 +297,7 @@ def _verify_variant(kind: str):
 
 
 register(Exercise(
-    id="6.2",
+    id="6.3",
     title="Generate, then verify",
     function="keep_verified",
     reference=_verify_reference,
