@@ -276,14 +276,19 @@ class _LiveTensorBytes(TorchDispatchMode):
         return out
 
 
-def peak_memory(fn: Callable[[], object]) -> int:
+def peak_memory(fn: Callable[[], object], *, grad: bool = False) -> int:
     """Peak bytes of the tensors ``fn()`` creates and holds at once (inputs made outside excluded).
 
     Every tensor an operator returns is tracked until it is freed, so the peak counts the
     ``T x T`` score matrix of plain attention and only ``T x block`` for the blockwise one.
+    ``fn`` runs under ``torch.no_grad()`` unless ``grad=True``; with gradients on, the peak
+    includes the activations autograd keeps for the backward pass (and, if ``fn`` calls
+    ``backward()``, the gradients and the backward pass's temporaries).
     On CUDA, ``torch.cuda.max_memory_allocated`` gives the allocator's view of the same thing.
     """
-    with torch.no_grad(), _LiveTensorBytes() as tracker:
+    if not isinstance(grad, bool):
+        raise ValueError(f"grad must be True or False, got {grad!r}")
+    with torch.set_grad_enabled(grad), _LiveTensorBytes() as tracker:
         result = fn()
         del result
     return tracker.peak

@@ -11,6 +11,8 @@
 * **Loops** -- :func:`run_steps` drives any step function (one optimiser or several, as in a
   GAN) with a ``tqdm.auto`` progress bar and records the losses in a :class:`History`;
   :func:`fit` is the common case: one model, one optimiser, one loss.
+* **Memory** -- :func:`training_memory` adds up what one training step holds: parameters,
+  gradients, optimiser state and the activations of the forward pass (measured).
 
 Every loop is bit-for-bit repeatable on the CPU for a fixed seed, because all randomness comes
 from the caller's seeded generators.
@@ -318,3 +320,38 @@ def fit(
 
     with training_mode(model):
         return run_steps(step_fn, num_steps, desc=desc, progress=progress, history=history)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def training_memory(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], *,
+                    optimizer_slots: int = 2) -> dict[str, int]:
+    """Bytes one training step of ``model`` holds, by kind (the sum is ``"total"``).
+
+    * ``"parameters"``: the trainable parameters, ``sum(numel * itemsize)``;
+    * ``"gradients"``: the same again, one gradient per trainable parameter;
+    * ``"optimizer"``: ``optimizer_slots`` tensors like each parameter (Adam and AdamW keep two
+      moments: 2; SGD with momentum: 1; plain SGD: 0);
+    * ``"activations"``: measured, not estimated -- the peak bytes of the tensors the forward
+      pass ``loss_fn()`` creates with gradients on, most of which autograd keeps for the
+      backward pass (:func:`aigc_course.attention.peak_memory` with ``grad=True``). It grows
+      with the batch size and the sequence length; the other three do not.
+
+    ``loss_fn()`` runs once, without ``backward``, so the model's gradients are not touched.
+    The backward pass's own temporaries are not counted: the total is a floor, close to what
+    ``torch.cuda.max_memory_allocated`` reports for the same step on a GPU.
+    """
+    from aigc_course.attention import peak_memory  # attention imports nothing from here
+
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise ValueError(f"loss_fn must be a function of no arguments returning the loss, got {loss_fn!r}")
+    if isinstance(optimizer_slots, bool) or not isinstance(optimizer_slots, int) or optimizer_slots < 0:
+        raise ValueError(f"optimizer_slots must be a non-negative int (Adam: 2, SGD with momentum: 1, "
+                         f"SGD: 0), got {optimizer_slots!r}")
+    params = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    parts = {"parameters": params, "gradients": params, "optimizer": optimizer_slots * params,
+             "activations": peak_memory(loss_fn, grad=True)}
+    return {**parts, "total": sum(parts.values())}

@@ -418,3 +418,21 @@ def test_cross_attention_errors_name_the_argument():
         CrossAttention(10, 4)
     with pytest.raises(ValueError, match="context_dim must be a positive int"):
         CrossAttention(8, 2, 0)
+
+
+def test_peak_memory_with_grad_counts_what_autograd_keeps():
+    from aigc_course.attention import peak_memory
+
+    w = torch.randn(32, 32, requires_grad=True)
+    x = torch.randn(256, 32)
+    def chain():
+        return torch.tanh(torch.tanh(torch.tanh(x @ w))).sum()
+
+    one = 256 * 32 * 4  # bytes of one (256, 32) float32 activation
+    kept = peak_memory(chain, grad=True)
+    plain = peak_memory(chain)
+    # with gradients on, each tanh output is kept for the backward pass (tanh's derivative is
+    # 1 - tanh^2); without, at most two activations are alive at once
+    assert kept >= 3 * one and plain <= 2 * one + 1024
+    with pytest.raises(ValueError, match="grad"):
+        peak_memory(lambda: x.sum(), grad="yes")

@@ -568,3 +568,55 @@ def test_four_routes_train_with_their_recipes():
 def test_history_is_a_plain_record():
     h = History()
     assert h.loss == [] and h.seconds == 0.0
+
+
+# --------------------------------------------------------------------------- training_memory
+
+
+def _tiny_mlp(dtype=torch.float32):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1)).to(dtype)
+
+
+def test_training_memory_counts_parameters_gradients_and_optimizer_state():
+    from aigc_course.training import training_memory
+
+    model = _tiny_mlp()
+    n = sum(p.numel() for p in model.parameters())
+    x = torch.randn(8, 16)
+    mem = training_memory(model, lambda: model(x).square().mean())
+    assert mem["parameters"] == mem["gradients"] == 4 * n
+    assert mem["optimizer"] == 2 * 4 * n
+    assert mem["total"] == sum(v for k, v in mem.items() if k != "total")
+    assert all(p.grad is None for p in model.parameters())  # no backward ran
+    sgd = training_memory(model, lambda: model(x).square().mean(), optimizer_slots=0)
+    assert sgd["optimizer"] == 0
+    half = _tiny_mlp(torch.bfloat16)
+    assert training_memory(half, lambda: half(x.bfloat16()).float().square().mean())["parameters"] == 2 * n
+
+
+def test_training_memory_activations_grow_with_the_batch_and_are_the_kept_tensors():
+    from aigc_course.training import training_memory
+
+    model = _tiny_mlp()
+    small, large = (training_memory(model, lambda b=b: model(torch.randn(b, 16)).square().mean())
+                    for b in (8, 64))
+    assert large["parameters"] == small["parameters"]
+    # the hidden layer (B, 64) float32 is kept for the backward pass at least once
+    assert large["activations"] >= 64 * 64 * 4
+    assert large["activations"] > 4 * small["activations"]
+    frozen = _tiny_mlp().requires_grad_(False)
+    assert training_memory(frozen, lambda: frozen(torch.randn(8, 16)).sum())["parameters"] == 0
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(model="net", loss_fn=lambda: torch.zeros(())), "model"),
+    (dict(model=torch.nn.Linear(2, 2), loss_fn=3.0), "loss_fn"),
+    (dict(model=torch.nn.Linear(2, 2), loss_fn=lambda: torch.zeros(()), optimizer_slots=-1), "optimizer_slots"),
+    (dict(model=torch.nn.Linear(2, 2), loss_fn=lambda: torch.zeros(()), optimizer_slots=True), "optimizer_slots"),
+])
+def test_training_memory_names_a_bad_argument(kwargs, name):
+    from aigc_course.training import training_memory
+
+    with pytest.raises(ValueError, match=name):
+        training_memory(**kwargs)
