@@ -1182,8 +1182,27 @@ def retrieval_and_applications_probes() -> list[Probe]:
     ]
 
 
+def memory_probes() -> list[Probe]:
+    from aigc_course.training import training_memory
+
+    net = torch.nn.Linear(2, 1)
+
+    def loss():
+        return net(torch.ones(1, 2)).sum()
+
+    return [
+        error("training", "training_memory", "model is a str", lambda: training_memory("net", loss), "model"),
+        error("training", "training_memory", "loss_fn is a tensor", lambda: training_memory(net, loss()), "loss_fn"),
+        error("training", "training_memory", "optimizer_slots=-1",
+              lambda: training_memory(net, loss, optimizer_slots=-1), "optimizer_slots"),
+        error("training", "training_memory", "optimizer_slots=2.0",
+              lambda: training_memory(net, loss, optimizer_slots=2.0), "optimizer_slots"),
+        error("attention", "peak_memory", "grad='yes'", lambda: attention.peak_memory(loss, grad="yes"), "grad"),
+    ]
+
+
 PROBES: list[Probe] = [
-    *attention_probes(), *llama_probes(), *sampling_probes(), *diffusion_probes(), *diffusion_pipeline_probes(), *vae_probes(),
+    *attention_probes(), *memory_probes(), *llama_probes(), *sampling_probes(), *diffusion_probes(), *diffusion_pipeline_probes(), *vae_probes(),
     *gan_probes(), *metrics_probes(), *data_probes(), *multimodal_probes(), *scaling_probes(), *runtime_and_text_probes(),
     *speech_probes(), *seq2seq_probes(), *captioning_probes(), *retrieval_and_applications_probes(),
 ]
