@@ -13,10 +13,17 @@
 
   // ipywidgets 8 draws a slider's handle as a div with role="slider" and its description as a
   // separate <label> tied to nothing, so a screen reader finds a slider with no name: give each
-  // handle the description as its aria-label once the widgets are on the page.
+  // handle the description as its aria-label once the widgets are on the page. A figure an
+  // interact() drew into its Output widget comes without alt text (myst-nb's alt metadata
+  // reaches only the cell's own outputs): say what it is; the frame viewer under each widget
+  // describes every frame.
   var naming = false;
+  var WIDGET_FIGURE_ALT = "The figure the interactive widget drew for its saved slider settings";
   function nameSliders() {
     naming = false;
+    document.querySelectorAll(".jupyter-widgets img:not([alt])").forEach(function (img) {
+      img.setAttribute("alt", WIDGET_FIGURE_ALT);
+    });
     document.querySelectorAll(".widget-slider").forEach(function (widget) {
       var label = widget.querySelector(".widget-label");
       var text = label ? label.textContent.trim() : "";
