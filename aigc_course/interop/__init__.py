@@ -16,7 +16,13 @@ from aigc_course.interop.huggingface import (
     to_transformers_tokenizer,
 )
 from aigc_course.interop.model_card import data_sources, model_card, write_model_card
-from aigc_course.interop.onnx import OnnxExportError, OnnxModel, export_denoiser, export_gpt, export_onnx
+from aigc_course.interop.onnx import (
+    OnnxExportError,
+    OnnxModel,
+    export_denoiser,
+    export_gpt,
+    export_onnx,
+)
 
 __all__ = [
     "OnnxExportError",
