@@ -65,7 +65,7 @@ def _machine(config: dict) -> str:
 
 def model_card(name: str, licences: Path | str = DATA_LICENCES) -> str:
     """The model card of shipped checkpoint ``name`` as Markdown (``README.md`` of a Hub repository)."""
-    entry = pretrained.info(name)  # CheckpointError for an unknown name
+    entry = pretrained.info(name)  # ValueError naming the checkpoints for an unknown name
     _, config = pretrained.load_files(name)  # hash-checked
     sources = [row for row in data_sources(licences) if _uses(row["used_by"], name)]
     model = config.get("model", {k: v for k, v in config.items() if isinstance(v, dict)})
