@@ -171,3 +171,35 @@ def on_main(ctx: DistributedContext, fn: Callable[[], T]) -> T | None:
     if ctx.is_distributed:
         dist.barrier()
     return result
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launched(rank: int, fn: Callable[..., None], world_size: int, port: int, args: tuple) -> None:
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    fn(*args)
+
+
+def launch_local(fn: Callable[..., None], world_size: int, *args: Any) -> None:
+    """Run ``fn(*args)`` in ``world_size`` local processes with torchrun's environment variables set.
+
+    What ``torchrun --standalone --nproc_per_node=N`` does for a script, for a function: each
+    process calls ``fn``, which calls :func:`setup` as a script would. The processes are
+    forked (Linux, macOS), so ``fn`` may be defined in a notebook; an exception in any of them
+    is raised here.
+    """
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be a positive int, got {world_size!r}")
+    if not callable(fn):
+        raise ValueError(f"fn must be callable, got {type(fn).__name__}")
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_launched, args=(fn, world_size, _free_port(), args), nprocs=world_size,
+                       join=True, start_method="fork")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import torch
-import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from aigc_course import distributed
@@ -36,30 +33,21 @@ def train_tiny_gpt(ctx: DistributedContext) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
-    environ = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+def _worker(out: str) -> None:
     torch.set_num_threads(1)
-    ctx = distributed.setup("cpu", environ=environ, timeout_s=60)
+    ctx = distributed.setup("cpu", timeout_s=60)  # from the environment launch_local sets, as under torchrun
     try:
-        assert ctx.backend == "gloo" and ctx.world_size == world and ctx.rank == rank
+        assert ctx.backend == "gloo" and ctx.world_size == 2
         state = train_tiny_gpt(ctx)
         distributed.on_main(ctx, lambda: save_file(state, out))
     finally:
         distributed.teardown(ctx)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_gloo_processes_match_one_process(tmp_path):
     out = tmp_path / "rank0.safetensors"
     one = train_tiny_gpt(DistributedContext())  # first: it also warms up what the forked children inherit
-    # fork: the children start in a fraction of a second instead of re-importing torch
-    mp.start_processes(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="fork")
+    distributed.launch_local(_worker, 2, str(out))  # forked: they start warm, in a fraction of a second
     two = load_file(out)
     assert two.keys() == one.keys()
     worst = max((two[k] - one[k]).abs().max().item() for k in one)
@@ -100,5 +88,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="backend must be"):
         distributed.setup("cpu", backend="mpi", environ={"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0",
                                                          "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"})
+    with pytest.raises(ValueError, match="world_size must be a positive int"):
+        distributed.launch_local(print, 0)
     with pytest.raises(ValueError, match="model must be a torch.nn.Module"):
         distributed.wrap("gpt", DistributedContext())

@@ -22,6 +22,7 @@ from aigc_course.interop.onnx import (
     export_denoiser,
     export_gpt,
     export_onnx,
+    fastest_seconds,
 )
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "export_denoiser",
     "export_gpt",
     "export_onnx",
+    "fastest_seconds",
     "model_card",
     "sample_with_scheduler",
     "to_transformers",

@@ -17,11 +17,15 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from aigc_course._checks import check_int
 
 OPSET = 18
 
@@ -153,3 +157,22 @@ class OnnxModel:
         feed = {name: x.detach().cpu().numpy() for name, x in zip(self.input_names, inputs, strict=True)}
         outputs = [torch.from_numpy(o).to(self.device) for o in self.session.run(None, feed)]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def fastest_seconds(fns: dict[str, Callable[[], object]], repeat: int = 5) -> dict[str, float]:
+    """The fastest wall-clock seconds of each function, calls interleaved (``{name: seconds}``).
+
+    One warm-up call each first; the minimum, because on a shared machine others only add time.
+    """
+    if not fns or not all(callable(fn) for fn in fns.values()):
+        raise ValueError("fns must be a non-empty dict of name -> callable")
+    repeat = check_int(repeat, "repeat", low=1)
+    for fn in fns.values():
+        fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
