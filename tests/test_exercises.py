@@ -930,6 +930,53 @@ PLANTED += [
     ("6.2", tfidf_counts_occurrences, "each document once"),
     ("6.3", verified_no_dedup, "one item per distinct problem"),
     ("6.3", verified_valid_only, "can state a wrong answer"),
+# ---------------------------------------------------------------------------- 7 data-parallel training
+
+
+def ddp_summed(model, x, y, world_size):
+    params, per = list(model.parameters()), len(x) // world_size
+    grads = [torch.autograd.grad(F.mse_loss(model(x[r * per:(r + 1) * per]), y[r * per:(r + 1) * per]), params)
+             for r in range(world_size)]
+    return [sum(g[i] for g in grads) for i in range(len(params))]
+
+
+def ddp_first_rank_only(model, x, y, world_size):
+    per = len(x) // world_size
+    return list(torch.autograd.grad(F.mse_loss(model(x[:per]), y[:per]), list(model.parameters())))
+
+
+def ring_mean(tensors):
+    total = torch.stack(tensors).sum(0)
+    return [total / len(tensors) for _ in tensors]
+
+
+def ring_reduce_scatter_only(tensors):
+    n = len(tensors)
+    chunks = [list(t.clone().tensor_split(n)) for t in tensors]
+    for step in range(n - 1):
+        sent = [chunks[r][(r - step) % n].clone() for r in range(n)]
+        for r in range(n):
+            chunks[r][(r - 1 - step) % n] = chunks[r][(r - 1 - step) % n] + sent[(r - 1) % n]
+    return [torch.cat(c) for c in chunks]
+
+
+def indices_contiguous(n, world_size, rank):
+    per = math.ceil(n / world_size)
+    padded = [i % n for i in range(per * world_size)]
+    return padded[rank * per:(rank + 1) * per]
+
+
+def indices_drop_last(n, world_size, rank):
+    return list(range(rank, n - n % world_size, world_size))
+
+
+PLANTED += [
+    ("7.1", ddp_summed, "summed the ranks' gradients"),
+    ("7.1", ddp_first_rank_only, "one rank's gradient alone"),
+    ("7.2", ring_mean, "leaves the sum on every rank"),
+    ("7.2", ring_reduce_scatter_only, "stopped after the reduce-scatter"),
+    ("7.3", indices_contiguous, "deals the indices out in turn"),
+    ("7.3", indices_drop_last, "drop_last=True"),
 ]
 
 
@@ -1088,7 +1135,7 @@ def test_an_answer_that_changes_an_input_in_place_is_rejected(exercise_id, posit
 
 def test_every_exercise_with_a_mutable_input_is_covered():
     covered = {i for i, _ in MUTABLE}
-    immutable = {"1.1", "2.2", "2.3.3.1", "4.1.3"}  # strings and ints only
+    immutable = {"1.1", "2.2", "2.3.3.1", "4.1.3", "7.3"}  # strings and ints only
     assert covered | immutable == set(exercise_ids())
 
 
