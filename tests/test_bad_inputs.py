@@ -1201,10 +1201,55 @@ def memory_probes() -> list[Probe]:
     ]
 
 
+def tools_probes() -> list[Probe]:
+    """Chapter 7: aigc_course.interop and aigc_course.distributed (checks run before any optional import)."""
+    from torch import nn
+
+    from aigc_course import distributed, interop
+    from aigc_course.distributed import DistributedContext
+
+    env = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
+    schedule = diff.NoiseSchedule("linear", 50)
+    return [
+        error("distributed", "shard", "5 rows on 2 ranks",
+              lambda: distributed.shard(torch.zeros(5, 2), DistributedContext(world_size=2)), "batch"),
+        error("distributed", "shard", "a list", lambda: distributed.shard([1, 2], DistributedContext()), "batch"),
+        error("distributed", "setup", "WORLD_SIZE not a number",
+              lambda: distributed.setup("cpu", environ={"WORLD_SIZE": "two"}), "WORLD_SIZE"),
+        error("distributed", "setup", "RANK missing", lambda: distributed.setup("cpu", environ={"WORLD_SIZE": "2"}),
+              "RANK"),
+        error("distributed", "setup", "backend='mpi'", lambda: distributed.setup("cpu", backend="mpi", environ=env),
+              "backend"),
+        error("distributed", "wrap", "not a module", lambda: distributed.wrap("gpt", DistributedContext()), "model"),
+        error("distributed", "launch_local", "world_size=0", lambda: distributed.launch_local(print, 0), "world_size"),
+        error("interop", "to_transformers_tokenizer", "a character tokenizer",
+              lambda: interop.to_transformers_tokenizer(CharTokenizer.train("abc")), "tokenizer"),
+        error("interop", "diffusers_scheduler", "kind='euler'", lambda: interop.diffusers_scheduler(schedule, "euler"),
+              "kind"),
+        error("interop", "diffusers_scheduler", "a schedule name", lambda: interop.diffusers_scheduler("linear"),
+              "schedule"),
+        error("interop", "export_onnx", "a list of inputs",
+              lambda: interop.export_onnx(nn.Linear(2, 2), [torch.zeros(1, 2)], input_names=["x"], output_names=["y"]),
+              "example_inputs"),
+        error("interop", "export_onnx", "too few input names",
+              lambda: interop.export_onnx(nn.Linear(2, 2), (torch.zeros(1, 2),), input_names=[], output_names=["y"]),
+              "input_names"),
+        error("interop", "export_onnx", "not a module",
+              lambda: interop.export_onnx("gpt", (torch.zeros(1, 2),), input_names=["x"], output_names=["y"]), "module"),
+        error("interop", "export_gpt", "not a GPT", lambda: interop.export_gpt(nn.Linear(2, 2)), "model"),
+        error("interop", "OnnxModel", "an int", lambda: interop.OnnxModel(3), "model"),
+        error("interop", "model_card", "unknown name", lambda: interop.model_card("no-such-model"), "checkpoint"),
+        error("interop", "data_sources", "missing file", lambda: interop.data_sources("/nonexistent/LICENSE-DATA.md"),
+              "path"),
+        error("interop", "fastest_seconds", "no functions", lambda: interop.fastest_seconds({}), "fns"),
+    ]
+
+
 PROBES: list[Probe] = [
     *attention_probes(), *memory_probes(), *llama_probes(), *sampling_probes(), *diffusion_probes(), *diffusion_pipeline_probes(), *vae_probes(),
     *gan_probes(), *metrics_probes(), *data_probes(), *multimodal_probes(), *scaling_probes(), *runtime_and_text_probes(),
     *speech_probes(), *seq2seq_probes(), *captioning_probes(), *retrieval_and_applications_probes(),
+    *tools_probes(),
 ]
 
 
