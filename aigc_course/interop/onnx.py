@@ -1,9 +1,8 @@
 """Export the course's models to ONNX and run them with onnxruntime (book 7.2).
 
 :func:`export_onnx` traces a module with ``torch.onnx.export``'s TorchScript exporter
-(``dynamo=False``): for ``code-gpt`` it takes seconds where the ``torch.export`` path takes
-about ten times longer, and the ``torch.export`` path refuses the diffusion U-Net, whose label
-check reads tensor values (``benchmarks/bench_export.py`` measures both). Python-level checks
+(``dynamo=False``): for ``code-gpt`` it is many times faster than the ``torch.export`` path,
+which also refuses the diffusion U-Net because its label check reads tensor values (``benchmarks/bench_export.py`` measures both). Python-level checks
 in ``forward`` run once, at trace time, on the example inputs; the graph keeps only tensor
 operations, with the axes named in ``dynamic_axes`` left free.
 
