@@ -53,8 +53,11 @@ def to_transformers_tokenizer(tokenizer: ByteBPETokenizer):
     """
     if not isinstance(tokenizer, ByteBPETokenizer):
         raise ValueError(f"tokenizer must be a ByteBPETokenizer (the code-gpt tokenizer), got {type(tokenizer).__name__}")
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
+
+    # the `tokenizers` building blocks, through transformers (which depends on them) and the
+    # module it converts its own slow tokenizers with
+    from transformers.convert_slow_tokenizer import BPE, Regex, Tokenizer, decoders, pre_tokenizers
 
     alphabet = byte_alphabet()
     strings = ["".join(alphabet[b] for b in token) for token in tokenizer.vocab]
@@ -62,7 +65,7 @@ def to_transformers_tokenizer(tokenizer: ByteBPETokenizer):
         raise ValueError("tokenizer has two ids for the same bytes; a transformers vocabulary needs one id per string")
     vocab = {s: i for i, s in enumerate(strings)}
     merges = [(strings[a], strings[b]) for a, b in tokenizer.merges]
-    fast = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
+    fast = Tokenizer(BPE(vocab=vocab, merges=merges, fuse_unk=False))
     fast.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(tokenizer.pattern), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),  # bytes -> alphabet, no second split
