@@ -930,6 +930,9 @@ PLANTED += [
     ("6.2", tfidf_counts_occurrences, "each document once"),
     ("6.3", verified_no_dedup, "one item per distinct problem"),
     ("6.3", verified_valid_only, "can state a wrong answer"),
+]
+
+
 # ---------------------------------------------------------------------------- 7 data-parallel training
 
 
