@@ -161,6 +161,12 @@ def main() -> int:
         result = CALLS[pretrained.info(name)["builder"]](obj)
         print(f"{name:<20} {time.perf_counter() - start:5.2f} s  {result}")
     print(f"{len(names)} checkpoints loaded and called")
+    # a model card needs LICENSE-DATA.md, which the wheel carries among its licence files
+    from aigc_course.interop import model_card
+
+    card = model_card("digits-ddpm")
+    assert "Licence:" in card, card[:500]
+    print(f"model card of digits-ddpm: {len(card.splitlines())} lines, with its data licence")
     return 0
 
 

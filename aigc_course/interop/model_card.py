@@ -16,17 +16,42 @@ from typing import Any
 
 from aigc_course import pretrained
 
-#: The data table of the repository's LICENSE-DATA.md (not part of an installed wheel).
+#: The data table of the repository's LICENSE-DATA.md; an installed wheel carries the same file
+#: among its licence files (pyproject.toml's license-files), where :func:`data_sources` finds it.
 DATA_LICENCES = Path(__file__).resolve().parents[2] / "LICENSE-DATA.md"
 
 
-def data_sources(path: Path | str = DATA_LICENCES) -> list[dict[str, str]]:
-    """The rows of LICENSE-DATA.md's table: ``{"data", "source", "licence", "used_by"}`` each."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"path must be the repository's LICENSE-DATA.md, got {str(path)!r} (no such file)")
+def _installed_licence_text() -> str | None:
+    """LICENSE-DATA.md from the installed distribution's metadata, if there is one."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution("aigc-course").files or []
+    except metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name == "LICENSE-DATA.md":
+            return file.read_text(encoding="utf-8")
+    return None
+
+
+def data_sources(path: Path | str | None = None) -> list[dict[str, str]]:
+    """The rows of LICENSE-DATA.md's table: ``{"data", "source", "licence", "used_by"}`` each.
+
+    ``path`` defaults to the repository's file, else the copy in the installed wheel's metadata.
+    """
+    if path is None:
+        text = DATA_LICENCES.read_text(encoding="utf-8") if DATA_LICENCES.is_file() else _installed_licence_text()
+        if text is None:
+            raise ValueError("path: LICENSE-DATA.md is neither in a course checkout nor in the installed "
+                             "aigc-course distribution; pass the file's path")
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"path must be the repository's LICENSE-DATA.md, got {str(path)!r} (no such file)")
+        text = path.read_text(encoding="utf-8")
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if line.startswith("|") and len(cells) == 4 and not set(cells[0]) <= set("-: ") and cells[0] != "Data":
             rows.append(dict(zip(("data", "source", "licence", "used_by"), cells, strict=True)))
@@ -63,7 +88,7 @@ def _machine(config: dict) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def model_card(name: str, licences: Path | str = DATA_LICENCES) -> str:
+def model_card(name: str, licences: Path | str | None = None) -> str:
     """The model card of shipped checkpoint ``name`` as Markdown (``README.md`` of a Hub repository)."""
     entry = pretrained.info(name)  # ValueError naming the checkpoints for an unknown name
     _, config = pretrained.load_files(name)  # hash-checked
