@@ -983,6 +983,55 @@ PLANTED += [
 ]
 
 
+# ---------------------------------------------------------------------------- 8 trends and challenges
+
+
+def green_list_unkeyed(previous_token, vocab_size, gamma, hash_key):
+    g = torch.Generator()
+    g.manual_seed(previous_token)
+    return torch.randperm(vocab_size, generator=g)[: int(gamma * vocab_size)].sort().values
+
+
+def green_list_last(previous_token, vocab_size, gamma, hash_key):
+    g = torch.Generator()
+    g.manual_seed(hash_key * previous_token % (2**64 - 1))
+    return torch.randperm(vocab_size, generator=g)[-int(gamma * vocab_size):].sort().values
+
+
+def z_score_counts_first_token(token_ids, green_mask, gamma):
+    g = green_mask[token_ids[:, :-1], token_ids[:, 1:]].sum(dim=1, dtype=torch.float64)
+    n = token_ids.shape[1]
+    return (g - gamma * n) / math.sqrt(n * gamma * (1 - gamma))
+
+
+def z_score_green_fraction(token_ids, green_mask, gamma):
+    return green_mask[token_ids[:, :-1], token_ids[:, 1:]].double().mean(dim=1)
+
+
+def overlap_distinct_windows(text_ids, corpus_ids, n):
+    text, corpus = text_ids.tolist(), corpus_ids.tolist()
+    seen = {tuple(corpus[i: i + n]) for i in range(len(corpus) - n + 1)}
+    windows = {tuple(text[i: i + n]) for i in range(len(text) - n + 1)}
+    return sum(w in seen for w in windows) / len(windows)
+
+
+def overlap_reversed(text_ids, corpus_ids, n):
+    text, corpus = text_ids.tolist(), corpus_ids.tolist()
+    seen = {tuple(text[i: i + n]) for i in range(len(text) - n + 1)}
+    windows = [tuple(corpus[i: i + n]) for i in range(len(corpus) - n + 1)]
+    return sum(w in seen for w in windows) / len(windows)
+
+
+PLANTED += [
+    ("8.1", green_list_unkeyed, "must mix in the secret key"),
+    ("8.1", green_list_last, "*first* G entries"),
+    ("8.2", z_score_counts_first_token, "n = T - 1"),
+    ("8.2", z_score_green_fraction, "green fraction"),
+    ("8.3", overlap_distinct_windows, "repeats included"),
+    ("8.3", overlap_reversed, "not the share of the corpus's windows"),
+]
+
+
 # ---------------------------------------------------------------------------- 3.1.4 / 3.1.5 planted answers
 
 
@@ -1138,7 +1187,7 @@ def test_an_answer_that_changes_an_input_in_place_is_rejected(exercise_id, posit
 
 def test_every_exercise_with_a_mutable_input_is_covered():
     covered = {i for i, _ in MUTABLE}
-    immutable = {"1.1", "2.2", "2.3.3.1", "4.1.3", "7.3"}  # strings and ints only
+    immutable = {"1.1", "2.2", "2.3.3.1", "4.1.3", "7.3", "8.1"}  # strings and ints only
     assert covered | immutable == set(exercise_ids())
 
 
