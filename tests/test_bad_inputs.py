@@ -1245,11 +1245,48 @@ def tools_probes() -> list[Probe]:
     ]
 
 
+# --------------------------------------------------------------------------- watermark and memorisation (book 8.1, 8.2)
+
+
+def watermark_probes() -> list[Probe]:
+    from aigc_course.metrics.memorisation import NGramIndex
+    from aigc_course.watermark import Watermark, generate_watermarked, random_token_edits
+
+    wm = Watermark(10)
+    ids = torch.tensor([[1, 2, 3]])
+    return [
+        error("watermark", "Watermark", "vocab_size=0", lambda: Watermark(0), "vocab_size"),
+        error("watermark", "Watermark", "gamma=1", lambda: Watermark(10, gamma=1.0), "gamma"),
+        error("watermark", "Watermark", "gamma=nan", lambda: Watermark(10, gamma=NAN), "gamma"),
+        error("watermark", "Watermark", "delta=inf", lambda: Watermark(10, delta=INF), "delta"),
+        error("watermark", "Watermark", "hash_key=True", lambda: Watermark(10, hash_key=True), "hash_key"),
+        error("watermark", "Watermark.score", "one token", lambda: wm.score(torch.tensor([[1]])), "token_ids"),
+        error("watermark", "Watermark.score", "float ids", lambda: wm.score(ids.float()), "token_ids"),
+        error("watermark", "Watermark.score", "id out of range", lambda: wm.score(torch.tensor([1, 10])), "token_ids"),
+        error("watermark", "Watermark.score", "rank 3", lambda: wm.score(ids[None]), "token_ids"),
+        error("watermark", "Watermark.detect", "z_threshold=nan", lambda: wm.detect(ids, z_threshold=NAN), "z_threshold"),
+        error("watermark", "Watermark.__call__", "wrong vocabulary", lambda: wm(torch.zeros(1, 9), ids), "logits"),
+        error("watermark", "generate_watermarked", "watermark is a str",
+              lambda: generate_watermarked(None, ids, 2, "key"), "watermark"),
+        error("watermark", "random_token_edits", "rate=-0.1",
+              lambda: random_token_edits(ids, -0.1, 10), "rate"),
+        error("watermark", "random_token_edits", "1-D ids", lambda: random_token_edits(ids[0], 0.1, 10), "token_ids"),
+        error("memorisation", "NGramIndex", "empty corpus", lambda: NGramIndex([]), "corpus_ids"),
+        error("memorisation", "NGramIndex", "float corpus", lambda: NGramIndex(torch.rand(5)), "corpus_ids"),
+        error("memorisation", "NGramIndex.occurs", "n=0", lambda: NGramIndex([1, 2]).occurs([1], 0), "n"),
+        error("memorisation", "NGramIndex.longest_match", "2-D ids",
+              lambda: NGramIndex([1, 2]).longest_match([[1, 2]]), "ids"),
+        error("memorisation", "NGramIndex.ngram_overlap", "negative ids",
+              lambda: NGramIndex([1, 2]).ngram_overlap([-1, 2], 1), "ids"),
+    ]
+
+
 PROBES: list[Probe] = [
     *attention_probes(), *memory_probes(), *llama_probes(), *sampling_probes(), *diffusion_probes(), *diffusion_pipeline_probes(), *vae_probes(),
     *gan_probes(), *metrics_probes(), *data_probes(), *multimodal_probes(), *scaling_probes(), *runtime_and_text_probes(),
     *speech_probes(), *seq2seq_probes(), *captioning_probes(), *retrieval_and_applications_probes(),
     *tools_probes(),
+    *watermark_probes(),
 ]
 
 
