@@ -44,6 +44,7 @@ from aigc_course import decoding
 from aigc_course.sampling import make_sampler
 
 DEFAULT_HASH_KEY = 15485863  # the millionth prime, transformers' and the paper's default key
+MAX_CACHED_LISTS = 4096  # green-list masks kept per Watermark
 
 
 def _check_positive_int(value, name: str) -> int:
@@ -108,7 +109,8 @@ class Watermark:
     def green_mask(self, previous_tokens: torch.Tensor) -> torch.Tensor:
         """``previous_tokens (...)`` -> ``(..., V)`` bool, True where a token is green after it.
 
-        Each previous token's list is drawn once and kept (per device).
+        Each previous token's list is drawn once and kept (per device), up to
+        ``MAX_CACHED_LISTS`` lists: a vocabulary of 50,000 tokens would otherwise keep 2.5 GB.
         """
         flat = previous_tokens.reshape(-1)
         device = flat.device
@@ -116,6 +118,8 @@ class Watermark:
         for token in flat.tolist():
             key = (token, device)
             if key not in self._masks:
+                if len(self._masks) >= MAX_CACHED_LISTS:
+                    self._masks.clear()
                 mask = torch.zeros(self.vocab_size, dtype=torch.bool)
                 mask[self.green_list(token)] = True
                 self._masks[key] = mask.to(device)

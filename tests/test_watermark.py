@@ -87,6 +87,14 @@ def test_z_score_formula_and_null_distribution():
     assert not watermark.detect(ids).any()
 
 
+def test_the_green_list_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr("aigc_course.watermark.MAX_CACHED_LISTS", 3)
+    watermark = Watermark(50)
+    first = watermark.green_mask(torch.arange(5))
+    assert len(watermark._masks) <= 3
+    assert torch.equal(watermark.green_mask(torch.arange(5)), first)
+
+
 def test_edits_keep_the_seed_token_and_rate_zero_is_identity():
     ids = torch.randint(100, (3, 50), generator=torch.Generator().manual_seed(0))
     assert torch.equal(random_token_edits(ids, 0.0, 100), ids)
