@@ -7,10 +7,17 @@ benchmark and the checkpoint scripts all train exactly the same thing. The numbe
 * ``"vanilla"`` -- the original minimax loss (saturating generator loss);
 * ``"non_saturating"`` -- the same with the non-saturating generator loss;
 * ``"wgan_gp"`` -- the Wasserstein critic with gradient penalty, several critic steps per G step;
-* ``"best"`` -- the course's recipe: non-saturating loss, a larger batch, Adam's ``beta_2``
-  lowered and the learning rate decayed linearly to zero; then a rejection critic fitted to
-  the trained generator (:func:`aigc_course.gan.rejection.fit_rejection_critic`) and
-  discriminator rejection sampling with it at sampling time.
+* ``"best"`` -- the course's recipe, the one behind the shipped ``ring-gan`` and ``grid-gan``:
+  non-saturating loss, a larger batch, Adam's ``beta_2`` lowered, the R1 penalty on real
+  data and the learning rate decayed linearly to zero. Its generator is scored alone; a
+  rejection critic fitted to the trained generator
+  (:func:`aigc_course.gan.rejection.fit_rejection_critic`) makes discriminator rejection
+  sampling available as an option (``sample(..., rejection=True)``);
+* ``"drs"`` -- the previous best recipe, without R1, which relied on that rejection step by
+  default; Chapter 2.1's four-routes comparison trains its GAN route with it.
+
+:data:`BEST_ABLATION` lists the best recipe with one trick taken away at a time: the
+benchmark trains each and Chapter 3.2.3 quotes what every trick buys the generator alone.
 """
 
 from __future__ import annotations
@@ -63,8 +70,14 @@ class ToyRecipe:
                 f"batches of {c.batch_size}; {c.steps:,} steps")
         if c.gp_weight:
             text += f"; gradient penalty weight {c.gp_weight:g}"
+        if c.r1_weight:
+            text += f"; R1 penalty on real data, gamma {c.r1_weight:g}"
+        if c.ema_decay:
+            text += f"; samples from a moving average of G's weights (decay {c.ema_decay:g})"
         if sampling and self.rejection:
             text += "; discriminator rejection sampling when sampling"
+        elif sampling and self.critic is not None:
+            text += "; a rejection critic fitted afterwards, for optional discriminator rejection sampling"
         return text
 
 
@@ -79,9 +92,22 @@ RECIPES: dict[str, ToyRecipe] = {
     "wgan_gp": ToyRecipe("wgan_gp", dict(loss="wgan", steps=500, batch_size=256, lr_g=5e-4, lr_d=5e-4,
                                          betas=(0.5, 0.9), d_steps=5, gp_weight=0.1)),
     "best": ToyRecipe("best", dict(loss="non_saturating", steps=2000, batch_size=512, lr_g=1e-3,
-                                   lr_d=1e-3, betas=(0.5, 0.9), lr_decay=True), rejection=True,
+                                   lr_d=1e-3, betas=(0.5, 0.9), lr_decay=True, r1_weight=1.0),
                       per_dataset={"grid": {"steps": 3000}},
                       critic=dict(steps=1500, batch_size=512, lr=1e-3), quantile=0.9995),
+    "drs": ToyRecipe("drs", dict(loss="non_saturating", steps=2000, batch_size=512, lr_g=1e-3,
+                                 lr_d=1e-3, betas=(0.5, 0.9), lr_decay=True), rejection=True,
+                     per_dataset={"grid": {"steps": 3000}},
+                     critic=dict(steps=1500, batch_size=512, lr=1e-3), quantile=0.9995),
+}
+
+
+# The best recipe with one trick taken away at a time: row label -> train_toy_gan keyword
+# arguments (benchmarks/bench_mode_coverage.py --ablation).
+BEST_ABLATION: dict[str, dict] = {
+    "best recipe": {},
+    "without R1 (gamma 0)": {"r1_weight": 0.0},
+    "without the learning-rate decay": {"lr_decay": False},
 }
 
 
