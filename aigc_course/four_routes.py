@@ -1,6 +1,6 @@
 """The four routes of Section 2.1.1 -- GAN, VAE, autoregressive, diffusion -- trained alike on the ring.
 
-Chapter 2.1.1 trains them briefly and ``benchmarks/bench_four_routes.py`` at full budget, both
+Chapter 3.5 trains them briefly and ``benchmarks/bench_four_routes.py`` at full budget, both
 with :func:`train_ring_routes` and the recipes below: the same 50,000 training points of the
 ring of 8 Gaussians (:func:`ring_training_set`), batches of :data:`RING_BATCH` of them and the
 same number of optimiser steps for every route. The recipes are data, so the page prints its

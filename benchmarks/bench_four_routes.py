@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_four_routes.py --quick    # a smoke test, numbers meaningless
 
 **Ring** (8 Gaussians of std 0.02 on a circle of radius 2): all four routes are trained here,
-in this run, by :func:`aigc_course.four_routes.train_ring_routes` -- the recipes chapter 2.1.1
+in this run, by :func:`aigc_course.four_routes.train_ring_routes` -- the recipes chapter 3.5
 trains with -- on the same 50,000 training points (seed 0) with the same budget, ``--steps``
 optimiser steps of batch 256, and scored on 2,500 samples each (mode coverage, VEEGAN / PacGAN
 protocol) and on 5,000 fresh test points (log-density in nats, where defined).

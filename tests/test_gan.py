@@ -395,3 +395,9 @@ def test_shipped_digits_cgan_draws_the_requested_class():
     pipe = pretrained.load("digits-cgan", device="cpu")
     labels = torch.arange(10).repeat(100)
     assert classifier_accuracy(pipe(labels, seed=3).cpu(), labels) >= 0.85
+
+
+def test_the_conditional_pipeline_returns_images_without_an_autograd_graph():
+    pipe = pretrained.load("digits-cgan")
+    images = pipe([0, 1, 2], seed=0)
+    assert not images.requires_grad and images.grad_fn is None

@@ -123,6 +123,7 @@ class ConditionalGANPipeline:
         return self.generator(check_finite(z, "z").to(self.device), y)
 
     @keyword_options("seed")
+    @torch.no_grad()
     def __call__(self, labels: int | Sequence[int] | torch.Tensor, *, seed: int | None = None) -> torch.Tensor:
         """One image per label: ``(N, 1, 8, 8)`` in [0, 1] on the pipeline's device.
 
