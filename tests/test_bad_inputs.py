@@ -1137,7 +1137,7 @@ def captioning_probes() -> list[Probe]:
 
 def retrieval_and_applications_probes() -> list[Probe]:
     from aigc_course import retrieval
-    from aigc_course.applications import practice, support
+    from aigc_course.applications import marketing, news, practice, support
 
     fitted = lambda: retrieval.TfidfEncoder().fit(["reset the kettle", "the price"])  # noqa: E731
     index = lambda: retrieval.VectorIndex(fitted()).add(["reset the kettle", "the price"])  # noqa: E731
@@ -1179,6 +1179,25 @@ def retrieval_and_applications_probes() -> list[Probe]:
         error("applications", "practice.propose", "length beyond the context",
               lambda: practice.propose(chat().model, chat().tokenizer, 1, length=96), "length"),
         error("applications", "practice.summarise", "no items", lambda: practice.summarise([]), "items"),
+        error("applications", "news.MatchRow", "a draw", lambda: news.MatchRow("Lions", "Rovers", 1, 1, 50, "Leeds"),
+              "home_goals"),
+        error("applications", "news.MatchRow", "minute=0", lambda: news.MatchRow("Lions", "Rovers", 2, 1, 0, "Leeds"),
+              "minute"),
+        error("applications", "news.match_rows", "split='test'", lambda: news.match_rows(3, "test"), "split"),
+        error("applications", "news.match_rows", "n=0", lambda: news.match_rows(0), "n"),
+        error("applications", "news.describe", "phrasing=3",
+              lambda: news.describe(news.match_rows(1)[0], 3), "phrasing"),
+        error("applications", "news.check_report", "row is a dict", lambda: news.check_report("a .", {}), "row"),
+        error("applications", "news.faithfulness", "lengths differ",
+              lambda: news.faithfulness(["a ."], news.match_rows(2)), "sentences"),
+        error("applications", "news.source_ids", "phrasings of another length",
+              lambda: news.source_ids(news.match_rows(2), news.vocabulary(), [0]), "phrasings"),
+        error("applications", "marketing.blurbs", "n=0", lambda: marketing.blurbs(0), "n"),
+        error("applications", "marketing.check_blurb", "an unknown product",
+              lambda: marketing.check_blurb("Nimbus Max : hi .", "Nimbus Max"), "name"),
+        error("applications", "marketing.claims", "text is None", lambda: marketing.claims(None), "text"),
+        error("applications", "marketing.hallucination_rate", "no checks", lambda: marketing.hallucination_rate([]),
+              "checks"),
     ]
 
 
