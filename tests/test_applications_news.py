@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from aigc_course.applications import marketing, news
+from aigc_course.applications import marketing, news, words
 from aigc_course.gpt import GPT, GPTConfig
 from aigc_course.seq2seq import EncoderDecoderTransformer
 
@@ -56,7 +56,7 @@ def test_delexicalise_and_relexicalise_are_inverse():
 def test_vocabulary_round_trip_and_unknown_words():
     vocab = news.vocabulary()
     text = news.delexicalise(news.describe(ROW, 1), ROW)
-    assert vocab.decode(vocab.encode(text) + [vocab.stoi[news.EOS], 5]) == text
+    assert vocab.decode(vocab.encode(text) + [vocab.stoi[words.EOS], 5]) == text
     with pytest.raises(ValueError, match="text"):
         vocab.encode("Lions beat")
 
@@ -67,9 +67,9 @@ def test_batches_and_a_model_write_reports_of_the_right_form():
     source = news.source_ids(rows, vocab, [0, 1, 2, 0])
     assert source.shape == (4, 3)
     texts = [news.delexicalise(news.describe(r, p), r) for r, p in zip(rows, [0, 1, 2, 0], strict=True)]
-    target_in, target_out = news.target_ids(texts, vocab)
-    assert target_in.shape == target_out.shape and (target_in[:, 0] == vocab.stoi[news.BOS]).all()
-    assert (target_out[target_in == 0] == -1).all()  # padding is not scored
+    target_in, target_out = words.shifted_ids(texts, vocab)
+    assert target_in.shape == target_out.shape and (target_in[:, 0] == vocab.stoi[words.BOS]).all()
+    assert (target_out[target_in == vocab.stoi[words.PAD]] == -1).all()  # padding is not scored
     torch.manual_seed(0)
     model = EncoderDecoderTransformer(vocab_size=len(vocab), block_size=24, source_block_size=3, n_layer=1,
                                       n_head=2, n_embd=16)
@@ -103,8 +103,8 @@ def test_a_gpt_writes_blurbs_from_a_name_prompt():
     texts = marketing.blurbs(8, seed=1)
     for text in texts:
         vocab.encode(text)
-    idx, targets = marketing.training_ids(texts, vocab)
-    assert idx.shape == targets.shape and (idx[:, 0] == vocab.stoi[news.BOS]).all()
+    idx, targets = words.shifted_ids(texts, vocab)
+    assert idx.shape == targets.shape and (idx[:, 0] == vocab.stoi[words.BOS]).all()
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=len(vocab), block_size=32, n_layer=1, n_head=2, n_embd=16)).eval()
     out = marketing.write_blurbs(model, vocab, ["Nimbus Go", "Nimbus Pro"], temperature=1.0,

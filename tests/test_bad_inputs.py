@@ -1137,7 +1137,7 @@ def captioning_probes() -> list[Probe]:
 
 def retrieval_and_applications_probes() -> list[Probe]:
     from aigc_course import retrieval
-    from aigc_course.applications import marketing, news, practice, support
+    from aigc_course.applications import marketing, news, practice, support, words
 
     fitted = lambda: retrieval.TfidfEncoder().fit(["reset the kettle", "the price"])  # noqa: E731
     index = lambda: retrieval.VectorIndex(fitted()).add(["reset the kettle", "the price"])  # noqa: E731
@@ -1192,6 +1192,12 @@ def retrieval_and_applications_probes() -> list[Probe]:
               lambda: news.faithfulness(["a ."], news.match_rows(2)), "sentences"),
         error("applications", "news.source_ids", "phrasings of another length",
               lambda: news.source_ids(news.match_rows(2), news.vocabulary(), [0]), "phrasings"),
+        error("applications", "words.Vocabulary.encode", "an unknown word",
+              lambda: words.Vocabulary(["a"]).encode("a b"), "text"),
+        error("applications", "words.Vocabulary.encode", "text is a list",
+              lambda: words.Vocabulary(["a"]).encode(["a"]), "text"),
+        error("applications", "words.shifted_ids", "no texts", lambda: words.shifted_ids([], words.Vocabulary(["a"])),
+              "texts"),
         error("applications", "marketing.blurbs", "n=0", lambda: marketing.blurbs(0), "n"),
         error("applications", "marketing.check_blurb", "an unknown product",
               lambda: marketing.check_blurb("Nimbus Max : hi .", "Nimbus Max"), "name"),

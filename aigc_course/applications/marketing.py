@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aigc_course.applications.news import BOS, EOS, Vocabulary
+from aigc_course.applications.words import BOS, Vocabulary
 
 FEATURE_PHRASES = {
     "app": ("app control", "works with the Nimbus app"),
@@ -72,19 +72,6 @@ def vocabulary() -> Vocabulary:
     texts = [*PRODUCTS, *TAGLINES, *(p.format(c) for p in CAPACITY_PHRASES for c, _ in PRODUCTS.values()),
              *(p for ps in FEATURE_PHRASES.values() for p in ps), ": , and . !"]
     return Vocabulary(w for t in texts for w in t.split())
-
-
-def training_ids(texts: list[str], vocab: Vocabulary) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(idx, targets)`` for a GPT, each ``(B, T)``: ``<bos> text`` and ``text <eos>``, padded
-    (targets ``-1`` where there is no next word)."""
-    encoded = [vocab.encode(t) for t in texts]
-    width = max(len(e) for e in encoded) + 1
-    idx = torch.zeros(len(encoded), width, dtype=torch.long)
-    targets = torch.full((len(encoded), width), -1, dtype=torch.long)
-    for i, e in enumerate(encoded):
-        idx[i, : len(e) + 1] = torch.tensor([vocab.stoi[BOS]] + e)
-        targets[i, : len(e) + 1] = torch.tensor(e + [vocab.stoi[EOS]])
-    return idx, targets
 
 
 @torch.no_grad()
