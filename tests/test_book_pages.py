@@ -310,3 +310,17 @@ def test_every_figure_has_alt_text(notebook):
             missing.append(f"cell {index}: alt {alt!r}")
     assert not missing, (f"{notebook}: figures need a short description (10-400 characters) in the cell "
                          "metadata mystnb.image.alt:\n  " + "\n  ".join(missing))
+
+
+def test_the_bibliography_parses_and_every_citation_resolves():
+    """A missing brace in references.bib stops the book build at its first step; check it here,
+    with the parser sphinxcontrib-bibtex uses, together with every {cite} key the pages use."""
+    from pybtex.database import parse_file
+
+    entries = parse_file(ROOT / "chapters" / "references.bib").entries
+    cited = set()
+    for path in list((ROOT / "chapters").rglob("*.md")) + list((ROOT / "chapters").rglob("*.ipynb")):
+        for keys in re.findall(r"\{cite(?::[a-z]+)?\}`([^`]+)`", path.read_text(encoding="utf-8")):
+            cited |= {k.strip() for k in keys.split(",")}
+    assert cited, "no citations found: the pattern is wrong"
+    assert not cited - set(entries), f"cited but not in references.bib: {sorted(cited - set(entries))}"
