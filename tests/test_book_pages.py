@@ -324,3 +324,11 @@ def test_the_bibliography_parses_and_every_citation_resolves():
             cited |= {k.strip() for k in keys.split(",")}
     assert cited, "no citations found: the pattern is wrong"
     assert not cited - set(entries), f"cited but not in references.bib: {sorted(cited - set(entries))}"
+
+
+def test_bibliography_entries_become_list_items():
+    import accessibility
+
+    body = '<div role="list" class="citation-list">\n<div class="citation" id="id1" role="doc-biblioentry">'
+    fixed = accessibility.fix_bibliography_roles(body)
+    assert 'role="listitem"' in fixed and "doc-biblioentry" not in fixed and 'role="list"' in fixed

@@ -11,6 +11,12 @@
   };
   window.__jupyter_widgets_assets_path__ = manager + "/";
 
+  // ipywidgets' primary button is white on #2196f3 (contrast 3.1:1); a darker blue reads at
+  // 5.7:1 (!important: the widgets' own stylesheet is added after this one).
+  var style = document.createElement("style");
+  style.textContent = ".jupyter-button.mod-primary { background-color: #1565c0 !important; }";
+  document.head.appendChild(style);
+
   // ipywidgets 8 draws a slider's handle as a div with role="slider" and its description as a
   // separate <label> tied to nothing, so a screen reader finds a slider with no name: give each
   // handle the description as its aria-label once the widgets are on the page. A figure an
@@ -23,6 +29,15 @@
     naming = false;
     document.querySelectorAll(".jupyter-widgets img:not([alt])").forEach(function (img) {
       img.setAttribute("alt", WIDGET_FIGURE_ALT);
+    });
+    // A box whose content overflows (a progress bar's row in a narrow column) scrolls, and a
+    // keyboard user can only scroll what can take the focus.
+    document.querySelectorAll(".widget-subarea .lm-Panel:not([tabindex])").forEach(function (box) {
+      if (box.scrollWidth > box.clientWidth || box.scrollHeight > box.clientHeight) {
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "group");
+        box.setAttribute("aria-label", "Widget output (scrollable)");
+      }
     });
     document.querySelectorAll(".widget-slider").forEach(function (widget) {
       var label = widget.querySelector(".widget-label");
