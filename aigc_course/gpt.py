@@ -65,6 +65,19 @@ def check_token_ids(idx: torch.Tensor, block_size: int, past: int = 0) -> torch.
     return idx.long()
 
 
+def next_token_loss(logits: torch.Tensor, idx: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+    """Mean next-token cross-entropy (nats) of ``logits (B, T, V)`` against ``targets (B, T)``,
+    which must have ``idx``'s shape; ``-1`` marks padding. ``None`` without targets."""
+    if targets is None:
+        return None
+    if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+        got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {got}")
+    if not is_integer_dtype(targets.dtype):
+        raise ValueError(f"targets must hold integer token ids (torch.long), got dtype {targets.dtype}")
+    return F.cross_entropy(logits.flatten(0, 1), targets.reshape(-1).long(), ignore_index=-1)
+
+
 @dataclass
 class DecodingState:
     """What :meth:`CausalLM.decode_step` remembers: a :class:`KVCache` per layer (``None``: no
@@ -141,15 +154,7 @@ class CausalLM(nn.Module):
         ``targets``); targets equal to ``-1`` are ignored (padding).
         """
         logits = self.lm_head(self._body(idx))
-        loss = None
-        if targets is not None:
-            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
-                got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {got}")
-            if not is_integer_dtype(targets.dtype):
-                raise ValueError(f"targets must hold integer token ids (torch.long), got dtype {targets.dtype}")
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1).long(), ignore_index=-1)
-        return logits, loss
+        return logits, next_token_loss(logits, idx, targets)
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:

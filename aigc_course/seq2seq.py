@@ -25,14 +25,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from aigc_course import decoding
 from aigc_course.attention import CrossAttention, KVCache, record_attention
-from aigc_course.gpt import GPT, Block, GPTConfig, check_token_ids
+from aigc_course.gpt import GPT, Block, GPTConfig, check_token_ids, next_token_loss
 from aigc_course.pretrained import capture_config
-from aigc_course.tokenizers import is_integer_dtype
 
 __all__ = [
     "DecoderBlock",
@@ -236,15 +234,7 @@ class TransformerDecoder(nn.Module):
         """
         memory, memory_mask = self._check_memory(memory, memory_mask, len(idx))
         logits = self.lm_head(self._body(idx, memory, memory_mask))
-        loss = None
-        if targets is not None:
-            if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
-                got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {got}")
-            if not is_integer_dtype(targets.dtype):
-                raise ValueError(f"targets must hold integer token ids (torch.long), got dtype {targets.dtype}")
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.reshape(-1).long(), ignore_index=-1)
-        return logits, loss
+        return logits, next_token_loss(logits, idx, targets)
 
     # ------------------------------------------------------------------ decoding
 
