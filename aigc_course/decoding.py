@@ -138,6 +138,21 @@ def _raise_if_broken(row_maxima: list[torch.Tensor], cause: Exception | None = N
         ) from cause
 
 
+
+def _check_options(model, prompt, max_new_tokens, constraints, stop_token) -> tuple[torch.Tensor, tuple]:
+    """The checks :func:`stream` and :func:`beam_search` share; returns the prompt as ``(B, T)``
+    long ids and the constraints as a tuple."""
+    if not isinstance(model, Decoder):
+        raise ValueError(f"model must provide decoding_state and decode_step, got {type(model).__name__}")
+    prompt = check_prompt(prompt)
+    _check_int(max_new_tokens, "max_new_tokens", 0)
+    constraints = tuple(constraints)
+    if not all(callable(c) for c in constraints):
+        raise ValueError("constraints must be callables (logits, tokens) -> logits")
+    if stop_token is not None:
+        _check_int(stop_token, "stop_token", 0)
+    return prompt, constraints
+
 def stream(
     model: Decoder,
     prompt: torch.Tensor,
@@ -159,18 +174,10 @@ def stream(
     when the last token has been taken from the iterator. The model is in evaluation mode,
     without gradients, while the iterator runs.
     """
-    if not isinstance(model, Decoder):
-        raise ValueError(f"model must provide decoding_state and decode_step, got {type(model).__name__}")
-    prompt = check_prompt(prompt)
-    _check_int(max_new_tokens, "max_new_tokens", 0)
+    prompt, constraints = _check_options(model, prompt, max_new_tokens, constraints, stop_token)
     sampler = Greedy() if sampler is None else sampler
     if not callable(sampler):
         raise ValueError(f"sampler must be a callable (logits, generator) -> ids, got {sampler!r}")
-    constraints = tuple(constraints)
-    if not all(callable(c) for c in constraints):
-        raise ValueError("constraints must be callables (logits, tokens) -> logits")
-    if stop_token is not None:
-        _check_int(stop_token, "stop_token", 0)
     if state is None:
         state = model.decoding_state(len(prompt))
     return _steps(model, prompt, max_new_tokens, sampler, state, constraints, stop_token, generator)
@@ -276,18 +283,10 @@ def beam_search(
     expanded to ``B * k`` rows and follows the surviving beams with ``model.reorder_state``.
     The loop runs in evaluation mode without gradients; ends early once every beam has stopped.
     """
-    if not isinstance(model, Decoder):
-        raise ValueError(f"model must provide decoding_state and decode_step, got {type(model).__name__}")
-    prompt = check_prompt(prompt)
-    _check_int(max_new_tokens, "max_new_tokens", 0)
+    prompt, constraints = _check_options(model, prompt, max_new_tokens, constraints, stop_token)
     k = _check_int(num_beams, "num_beams", 1)
     if not callable(getattr(model, "reorder_state", None)):
         raise ValueError(f"beam search needs model.reorder_state(state, index); {type(model).__name__} has none")
-    constraints = tuple(constraints)
-    if not all(callable(c) for c in constraints):
-        raise ValueError("constraints must be callables (logits, tokens) -> logits")
-    if stop_token is not None:
-        _check_int(stop_token, "stop_token", 0)
     batch = len(prompt)
     if state is None:
         state = model.decoding_state(batch)
