@@ -20,8 +20,10 @@ CONSTRAINTS := .ci/constraints.txt
 STAMP := $(VENV)/.installed-stamp
 BOOK_FLAGS := -W -n --keep-going
 NOTEBOOK_DIRS := chapters exercises
-# The browser test needs the built book, so `unit` leaves it out and `test` runs it last.
-BROWSER_TEST := $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
+# The browser test needs the built book, so `unit` leaves it out and `test` runs it last. It reads
+# the pages in two Chromium sessions at once (pytest-xdist), one per core of a CI machine.
+BROWSER_WORKERS ?= 2
+BROWSER_TEST := $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider -n $(BROWSER_WORKERS)
 
 .PHONY: install execute book book-strict book-student chapters exercises test test-browser lint unit notebooks lab grade constraints benchmarks wheel clean
 

@@ -60,13 +60,36 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 class Summary:
-    """Counts gathered page by page and printed at the end of the run."""
+    """Counts gathered page by page and printed at the end of the run.
+
+    Under pytest-xdist (``make test`` reads the pages two at a time) each worker keeps its own
+    counts and writes them to ``_build/browser/summary.<worker>.json`` when it finishes; the
+    controller adds them up for the line it prints and for ``summary.json``.
+    """
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.pages: dict[str, dict] = {}
         self.blocked: list[str] = []
         self.extra: dict[str, object] = {}
+
+    def as_dict(self) -> dict:
+        return {"pages": self.pages, "blocked": self.blocked, "extra": self.extra}
+
+    def merge(self, other: dict) -> None:
+        self.pages.update(other["pages"])
+        self.blocked += other["blocked"]
+        for key, value in other["extra"].items():
+            if key == "axe_page_only":  # per-rule counts: add them up
+                mine = self.extra.setdefault(key, {})
+                for rule, entry in value.items():
+                    if rule in mine:
+                        mine[rule]["pages"] += entry["pages"]
+                        mine[rule]["nodes"] += entry["nodes"]
+                    else:
+                        mine[rule] = dict(entry)
+            else:
+                self.extra[key] = value
 
     def line(self) -> str:
         pages = self.pages.values()
@@ -83,6 +106,7 @@ class Summary:
 
 
 _SUMMARY = Summary()
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # None in the controller or without xdist
 
 
 @pytest.fixture(scope="session")
@@ -96,15 +120,33 @@ def review() -> Path:
     return REVIEW
 
 
+def pytest_configure(config):
+    if WORKER is None:  # the controller runs first: no worker's counts from an earlier run
+        for stale in REVIEW.glob("summary.gw*.json"):
+            stale.unlink()
+
+
+def pytest_sessionfinish(session):
+    if WORKER is not None and (_SUMMARY.pages or _SUMMARY.extra):
+        REVIEW.mkdir(parents=True, exist_ok=True)
+        (REVIEW / f"summary.{WORKER}.json").write_text(json.dumps(_SUMMARY.as_dict()), encoding="utf-8")
+
+
 def pytest_terminal_summary(terminalreporter):
+    if WORKER is not None:
+        return
+    for part in sorted(REVIEW.glob("summary.gw*.json")):
+        _SUMMARY.merge(json.loads(part.read_text(encoding="utf-8")))
+        part.unlink()
     if not _SUMMARY.pages:
         return
     terminalreporter.section("browser test")
     terminalreporter.write_line(_SUMMARY.line())
     REVIEW.mkdir(parents=True, exist_ok=True)
     terminalreporter.write_line(f"screenshots and summary.json in {REVIEW}/")
+    pages = dict(sorted(_SUMMARY.pages.items()))
     (REVIEW / "summary.json").write_text(
-        json.dumps({"summary": _SUMMARY.line(), "pages": _SUMMARY.pages, **_SUMMARY.extra},
+        json.dumps({"summary": _SUMMARY.line(), "pages": pages, **_SUMMARY.extra},
                    indent=1, ensure_ascii=False) + "\n",
         encoding="utf-8",
     )
