@@ -188,9 +188,10 @@ def recognition_accuracy(audio, texts: Sequence[str], recognizer: SpeechRecogniz
     """Fraction of clips whose transcription equals their text exactly (every word, in order)."""
     texts = [check_words(t, f"texts[{i}]", max_words=len(t.split()) if isinstance(t, str) else 0)
              for i, t in enumerate(texts)]
-    heard = transcribe(audio, recognizer)
-    if len(heard) != len(texts):
-        raise ValueError(f"texts must give one text per clip ({len(heard)}), got {len(texts)}")
+    clips = _clips(audio)
+    if len(clips) != len(texts):  # checked before the clips are transcribed
+        raise ValueError(f"texts must give one text per clip ({len(clips)}), got {len(texts)}")
+    heard = transcribe(clips, recognizer)
     return float(np.mean([h == t for h, t in zip(heard, texts, strict=True)]))
 
 
