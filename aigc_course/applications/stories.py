@@ -31,7 +31,9 @@ from typing import NamedTuple
 import torch
 
 from aigc_course.applications.words import BOS, EOS, Vocabulary, shifted_ids
+from aigc_course.gpt import GPT, GPTConfig
 from aigc_course.metrics.memorisation import NGramIndex
+from aigc_course.training import History, fit, make_adamw, warmup_cosine_scheduler
 
 HEROES = ("Mira", "Tomas", "Ana", "Leo", "Suki", "Omar", "Ivy", "Finn")
 PLACES = ("forest", "harbour", "desert", "mountain", "village", "castle", "island", "cave")
@@ -165,6 +167,33 @@ def training_batch(examples: list[Example], vocab: Vocabulary) -> tuple[torch.Te
     inputs, targets = shifted_ids([e.text for e in examples], vocab)
     targets[:, :PROMPT_WORDS] = -1
     return inputs, targets
+
+
+def storyteller(vocab: Vocabulary, seed: int = 0) -> GPT:
+    """The small GPT of page 6.4 (one layer of width 32, four heads), initialised from ``seed``."""
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=4, n_embd=32))
+
+
+def train_storyteller(model, examples: list[Example], vocab: Vocabulary, steps: int = 350, batch_size: int = 64,
+                      lr: float = 2e-2, progress: bool = True) -> History:
+    """Teach ``model`` the stories of ``examples``, ``batch_size`` new ones per step (``steps *
+    batch_size`` are needed), with the course's :func:`~aigc_course.training.fit`: AdamW, warm-up
+    then a cosine to a tenth of ``lr``. Too few steps and the model never learns to copy the
+    prompt's names: that skill appears suddenly, after a plateau of the loss."""
+    _check_count(steps, "steps")
+    _check_count(batch_size, "batch_size")
+    if len(examples) < steps * batch_size:
+        raise ValueError(f"examples must hold steps * batch_size = {steps * batch_size} examples, got {len(examples)}")
+    device = next(model.parameters()).device
+
+    def loss(model, step):
+        idx, targets = training_batch(examples[step * batch_size:(step + 1) * batch_size], vocab)
+        return model(idx.to(device), targets.to(device))[1]
+
+    optimizer = make_adamw(model, lr, weight_decay=0.01, betas=(0.9, 0.95))
+    return fit(model, optimizer, loss, steps, scheduler=warmup_cosine_scheduler(optimizer, steps, 10, floor=0.1),
+               desc="storyteller", progress=progress)
 
 
 @torch.no_grad()
