@@ -1,6 +1,6 @@
 """Chapter 6 measured at more length than its pages afford, in one run.
 
-    .venv/bin/python benchmarks/bench_applications.py [--seeds 3] [--steps 300]
+    .venv/bin/python benchmarks/bench_applications.py [--seeds 3] [--steps 300] [--only stories]
 
 6.1 (customer service, held-out phrasings of the Nimbus FAQ, exact answers):
 

@@ -137,10 +137,10 @@ def tell(prompt: StoryPrompt, rng: random.Random) -> str:
 def stories_per_prompt() -> int:
     """How many different stories the grammar can write for one prompt (counted by writing them all)."""
     texts = set()
+    middles = [()] + [(p,) for p in PROBLEMS] + [(a, b) for a in PROBLEMS for b in PROBLEMS if a != b]
     for obstacle in OBSTACLES:
         for helper in HELPERS:
             fill = {"hero": HEROES[0], "place": PLACES[0], "goal": GOALS[0], "obstacle": obstacle, "helper": helper}
-            middles = [()] + [(p,) for p in PROBLEMS] + [(a, b) for a in PROBLEMS for b in PROBLEMS if a != b]
             texts.update(" ".join(t.format(**fill) for t in (o, g, *m, e))
                          for o in OPENINGS for g in GOAL_LINES for m in middles for e in ENDINGS)
     return len(texts)
@@ -170,9 +170,11 @@ def training_batch(examples: list[Example], vocab: Vocabulary) -> tuple[torch.Te
 
 
 def storyteller(vocab: Vocabulary, seed: int = 0) -> GPT:
-    """The small GPT of page 6.4 (one layer of width 32, four heads), initialised from ``seed``."""
-    torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=4, n_embd=32))
+    """The small GPT of page 6.4 (one layer of width 32, four heads), initialised from ``seed``
+    (the global random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return GPT(GPTConfig(vocab_size=len(vocab), block_size=64, n_layer=1, n_head=4, n_embd=32))
 
 
 def train_storyteller(model, examples: list[Example], vocab: Vocabulary, steps: int = 350, batch_size: int = 64,
@@ -180,7 +182,8 @@ def train_storyteller(model, examples: list[Example], vocab: Vocabulary, steps: 
     """Teach ``model`` the stories of ``examples``, ``batch_size`` new ones per step (``steps *
     batch_size`` are needed), with the course's :func:`~aigc_course.training.fit`: AdamW, warm-up
     then a cosine to a tenth of ``lr``. Too few steps and the model never learns to copy the
-    prompt's names: that skill appears suddenly, after a plateau of the loss."""
+    prompt's names: that skill appears suddenly, after a plateau of the loss, at a step that
+    depends on the initialisation (``benchmarks/bench_applications.py --only stories``)."""
     _check_count(steps, "steps")
     _check_count(batch_size, "batch_size")
     if len(examples) < steps * batch_size:
