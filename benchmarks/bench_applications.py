@@ -26,7 +26,7 @@ n-grams (``--only stories`` runs this part alone, in about four minutes on one C
 
 Targets (the page's claims): TF-IDF recall@1 above every language-model encoder; the
 fine-tuned closed-book model below retrieval on held-out phrasings; every kept practice item
-correct; stories that learned to copy the prompt pass all four checks at T = 0.5 on seen and
+correct; storytellers that learned to copy the prompt pass all four checks at T = 0.5 on seen and
 held-out prompts, fewer at higher temperatures. Not a target but a count: how many
 initialisations learn to copy within the page's 350 steps and within 500 (the page's seed does).
 """
