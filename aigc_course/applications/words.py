@@ -49,9 +49,8 @@ def shifted_ids(texts: list[str], vocab: Vocabulary) -> tuple[torch.Tensor, torc
         raise ValueError(f"texts must be a non-empty list of str, got {texts!r:.60}")
     encoded = [vocab.encode(t) for t in texts]
     width = max(len(e) for e in encoded) + 1
-    inputs = torch.full((len(encoded), width), vocab.stoi[PAD], dtype=torch.long)
-    targets = torch.full((len(encoded), width), -1, dtype=torch.long)
-    for i, e in enumerate(encoded):
-        inputs[i, : len(e) + 1] = torch.tensor([vocab.stoi[BOS]] + e)
-        targets[i, : len(e) + 1] = torch.tensor(e + [vocab.stoi[EOS]])
+    pad, bos, eos = vocab.stoi[PAD], vocab.stoi[BOS], vocab.stoi[EOS]
+    # one tensor from padded lists: a tensor per row costs more than the model's step on short texts
+    inputs = torch.tensor([[bos, *e] + [pad] * (width - 1 - len(e)) for e in encoded], dtype=torch.long)
+    targets = torch.tensor([[*e, eos] + [-1] * (width - 1 - len(e)) for e in encoded], dtype=torch.long)
     return inputs, targets
