@@ -128,7 +128,7 @@ class TextToVideoPipeline:
         An int ``seed`` repeats the clips exactly; ``None`` draws from torch's global RNG.
         ``temporal=False`` denoises every frame alone (the frame-by-frame baseline).
         """
-        ids = self.encode_prompt(prompt)
+        # every option first, so a bad option is named whatever the prompt
         num_frames = check_int(num_frames, "num_frames", low=1, high=self.max_frames)
         guidance_scale = self.default_guidance_scale if guidance_scale is None else guidance_scale
         check_choice(sampler, "sampler", SAMPLERS)
@@ -137,11 +137,13 @@ class TextToVideoPipeline:
         check_number(guidance_scale, "guidance_scale", low=0.0)
         check_bool(temporal, "temporal")
         check_bool(progress, "progress")
+        generator = make_generator(seed)
+        ids = self.encode_prompt(prompt)
         model = self.unet if temporal else _FramesAlone(self.unet)
         shape = (len(ids), num_frames, 3, self.image_size, self.image_size)
         x = sample(model, self.schedule, shape, labels=ids, null_label=self.null_ids(),
                    num_inference_steps=num_inference_steps, sampler=sampler, eta=eta,
-                   guidance_scale=guidance_scale, generator=make_generator(seed), progress=progress)
+                   guidance_scale=guidance_scale, generator=generator, progress=progress)
         return self.to_video_space(x)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
