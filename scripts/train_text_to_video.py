@@ -6,9 +6,9 @@
 Trains from scratch on ``moving_scenes(num_clips, seed=0, num_frames=8, split="train")`` -- the
 held-out object x motion combinations are never seen -- with the recipe
 :class:`aigc_course.diffusion.video_training.TextToVideoRecipe`: a text-conditioned U-Net over
-16x16 frames with factorised space-time attention, its text encoder trained jointly, captions
-dropped 15 % of the time for classifier-free guidance, temporal attention switched off for 20 %
-of the clips (so the same weights give the frame-by-frame baseline), EMA weights shipped.
+16x16 frames with factorised space-time attention and temporal convolutions, its text encoder
+trained jointly, captions dropped 15 % of the time for classifier-free guidance, the temporal
+layers switched off for 20 % of the clips (so the same weights give the frame-by-frame baseline), EMA weights shipped.
 
 The script records the recipe, the wall time and the CPU time of the whole run (data and
 training; all threads), the thread count and the machine's load, and quick judged scores of

@@ -16,7 +16,7 @@ from aigc_course.data import (
 from aigc_course.data.moving import VIDEO_KEYS, video_caption, video_split_of
 from aigc_course.diffusion.text_conditioning import PromptTokenizer
 from aigc_course.diffusion.video_training import TextToVideoRecipe, train_text_to_video, video_loss
-from aigc_course.diffusion.video_unet import TemporalAttention, TextToVideoUNet
+from aigc_course.diffusion.video_unet import TemporalAttention, TemporalConv, TextToVideoUNet
 from aigc_course.metrics.video import read_clip, video_scores
 
 # --------------------------------------------------------------------------- data
@@ -76,9 +76,6 @@ def _tiny_unet(**kwargs) -> tuple[TextToVideoUNet, torch.Tensor]:
     unet = TextToVideoUNet(tokenizer.vocab_size, tokenizer.pad_id, 12, image_size=8, max_frames=4, channels=(16, 16),
                            emb_dim=16, text_width=16, text_layers=1, num_heads=2, attention_resolution=4,
                            temporal_resolution=8, cross_attention_resolution=8, **kwargs).eval()
-    for module in unet.modules():  # the temporal output projections start at zero: give them weights
-        if isinstance(module, TemporalAttention):
-            torch.nn.init.normal_(module.attn.c_proj.weight, std=0.2)
     ids, _ = tokenizer(["a small red circle moving left", "a large blue cross moving up"])
     return unet, ids
 
@@ -121,6 +118,17 @@ def test_temporal_attention_is_per_pixel_attention_over_frames():
         seq = normed[b, :, :, i, j] + block.frame_embedding  # (F, C)
         expected = h.reshape(2, 3, 8, 4, 4)[b, :, :, i, j] + block.attn(seq[None])[0]
         assert torch.allclose(out.reshape(2, 3, 8, 4, 4)[b, :, :, i, j], expected, atol=1e-5)
+
+
+@torch.no_grad()
+def test_temporal_conv_is_a_3d_convolution_over_frames():
+    torch.manual_seed(0)
+    block = TemporalConv(8, groups=2)
+    h = torch.randn(2 * 5, 8, 3, 3)  # B = 2 clips of F = 5 frames
+    x = torch.nn.functional.silu(block.norm(h)).reshape(2, 5, 8, 3, 3).transpose(1, 2)  # (B, C, F, H, W)
+    expected = h + block.conv(x).transpose(1, 2).reshape(10, 8, 3, 3)
+    assert torch.allclose(block(h, 5), expected, atol=1e-5)
+    assert torch.equal(block(h, 5, torch.tensor([False, False])), h)
 
 
 def test_unet_bad_inputs_are_named():

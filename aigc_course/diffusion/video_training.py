@@ -50,7 +50,7 @@ class TextToVideoRecipe:
     cross_attention_resolution: int = 8
     schedule: str = "cosine"
     timesteps: int = 1000
-    steps: int = 1000
+    steps: int = 1200
     batch_size: int = 8
     lr: float = 2e-3
     warmup: int = 100
