@@ -4,8 +4,8 @@
 
 Captions come from ``moving_scenes(n, seed=1000 + seed, split)`` -- the training grammar with a
 seed the model never saw (``split="train"``), or the held-out object x motion combinations
-(``split="held_out"``); clip ``i`` is drawn with ``seed=seed`` (DDIM, ``--steps`` steps, the
-checkpoint's guidance scale). Every clip is read by the exact judges of
+(``split="held_out"``); clip ``i`` is drawn with ``seed=seed`` (``--sampler``, ``--steps`` steps,
+the checkpoint's guidance scale). Every clip is read by the exact judges of
 :mod:`aigc_course.metrics.video`:
 
 * **motion right** -- the direction of the fitted centroid track is the one asked for;
@@ -49,14 +49,15 @@ def generate(pipe, captions: list[str], seed: int, steps: int, batch: int = 100,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=300, help="clips per row")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    parser.add_argument("--steps", type=int, default=50, help="sampling steps")
+    parser.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pipe = pretrained.load("text-to-video")
     size, frames = pipe.image_size, pipe.max_frames
-    print(f"text-to-video: {frames} frames of {size}x{size}, DDIM-{args.steps}, guidance "
+    print(f"text-to-video: {frames} frames of {size}x{size}, {args.sampler.upper()}-{args.steps}, guidance "
           f"{pipe.default_guidance_scale}, {args.n} clips per row, captions moving_scenes(n, seed={1000 + args.seed})")
     data = {split: moving_scenes(args.n, seed=1000 + args.seed, num_frames=frames, split=split, image_size=size)
             for split in ("train", "held_out")}
@@ -65,12 +66,13 @@ def main() -> None:
         videos, _, attributes = data[split]
         rows.append((f"real clips, {split}", video_scores(videos, attributes), None))
     for label, split, temporal in (("joint model, train combos", "train", True),
-                                   ("joint model, held-out combos", "held_out", True),
-                                   ("frame by frame, train combos", "train", False)):
+                                   ("frame by frame, train combos", "train", False),
+                                   ("joint model, held-out combos", "held_out", True)):
         _, captions, attributes = data[split]
-        clips, seconds = generate(pipe, captions, args.seed, args.steps, temporal=temporal)
+        clips, seconds = generate(pipe, captions, args.seed, args.steps, temporal=temporal, sampler=args.sampler)
         rows.append((label, video_scores(clips, attributes), seconds))
-        print(f"  done: {label} ({seconds:.3f} s/clip)", flush=True)
+        print(f"  done: {label} ({seconds:.3f} s/clip): " + ", ".join(f"{c} {100 * rows[-1][1][c]:.1f}%" for c in COLUMNS),
+              flush=True)
     width = max(len(r[0]) for r in rows)
     print()
     print(f"| {'row':{width}} | " + " | ".join(HEADERS) + " | s/clip |")

@@ -114,7 +114,7 @@ class TextToVideoPipeline:
         num_inference_steps: int = 50,
         guidance_scale: float | None = None,
         seed: int | None = None,
-        sampler: str = "ddim",
+        sampler: str = "ddpm",
         eta: float = 0.0,
         temporal: bool = True,
         progress: bool = False,
@@ -124,7 +124,9 @@ class TextToVideoPipeline:
         ``num_frames``: 1 to :attr:`max_frames` (the trained length; the frame embeddings
         go no further). ``guidance_scale`` ``s`` (None: the checkpoint's default):
         :math:`\\varepsilon_\\varnothing + s(\\varepsilon_y - \\varepsilon_\\varnothing)` with the empty
-        prompt as :math:`\\varnothing`. ``sampler``: ``"ddim"`` (``eta`` adds noise) or ``"ddpm"``.
+        prompt as :math:`\\varnothing`. ``sampler``: ``"ddpm"`` (the default: ancestral steps, whose
+        fresh noise cleans up the background that this small model's deterministic DDIM steps
+        leave faintly noisy) or ``"ddim"`` (``eta`` adds noise).
         An int ``seed`` repeats the clips exactly; ``None`` draws from torch's global RNG.
         ``temporal=False`` denoises every frame alone (the frame-by-frame baseline).
         """

@@ -32,7 +32,7 @@ import torch
 from aigc_course.data.moving import VIDEO_KEYS
 from aigc_course.data.scenes import COLOURS, SHAPES, SIZES, SceneObject, render_scene
 
-FOREGROUND = 0.1  # a pixel's brightest channel above this is part of the object
+FOREGROUND = 0.2  # a pixel's brightest channel above this is part of the object (below: background noise)
 MIN_TRAVEL = 0.1  # fraction of the side: less travel over the clip reads as "still"
 MAX_TRACK_RESIDUAL = 0.06  # fraction of the side: a frame this far off the fitted line is a jump
 _CHROMA = {name: torch.tensor(rgb) / max(rgb) for name, rgb in COLOURS.items()}
@@ -45,6 +45,7 @@ def _check_clips(clips) -> None:
 
 
 _SUBPIXEL = 8  # templates are placed in steps of 1/8 pixel
+_TEMPLATE_FOREGROUND = 0.25  # coverage that a palette colour turns into about FOREGROUND
 _SCALES = (0.94, 1.0, 1.06)  # the renderer's radius jitter (scenes.RADIUS_JITTER = 6 %)
 _CANDIDATES = [(shape, size) for shape in SHAPES for size in SIZES]
 
@@ -64,7 +65,8 @@ def _templates(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
             for ox in range(n):
                 for oy in range(n):
                     obj = SceneObject(shape, (1.0, 1.0, 1.0), (s / 2 + ox / n) / s, (s / 2 + oy / n) / s, SIZES[size] * scale)
-                    maps[k, r, ox, oy] = render_scene([obj], s)[0]
+                    coverage = render_scene([obj], s)[0]
+                    maps[k, r, ox, oy] = coverage * (coverage > _TEMPLATE_FOREGROUND)  # as frames are thresholded
     centre = torch.tensor([s / 2, s / 2])
     offsets = torch.stack([torch.stack([torch.tensor(_centroid(maps[k, r, 0, 0])) * s - centre
                                         for r in range(len(_SCALES))]) for k in range(len(_CANDIDATES))])
