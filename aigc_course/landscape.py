@@ -48,6 +48,7 @@ TECHNIQUE_CHAPTERS: dict[str, str] = {
     "autoregressive Transformer (GPT)": "chapters/03_1_transformer/index",
     "GAN": "chapters/03_2_gan/index",
     "diffusion": "chapters/03_3_diffusion/index",
+    "diffusion over frames": "chapters/02_3_4_text_to_video/index",
 }
 
 

@@ -287,3 +287,49 @@ def frame_viewer(frames, labels, *, description: str, alt: str, captions=None, s
         else:
             raise ValueError(f"frames[{k}] must be a matplotlib figure or PNG bytes, got {type(frame).__name__}")
     return FrameViewer(pngs, labels, description.strip(), alt.strip(), captions, start, interval_ms)
+
+
+def video_frame_pngs(clips, *, scale: int = 8, gap: int = 2) -> list[bytes]:
+    """Clips ``(N, F, 3, S, S)`` in ``[0, 1]`` -> ``F`` PNG images, frame ``f`` of every clip in a row.
+
+    Each pixel becomes a ``scale x scale`` block (no smoothing: the pixels stay visible), with
+    ``gap`` grey pixels between clips. Feed the result to :func:`frame_viewer` to play the clips.
+    """
+    import io
+
+    from PIL import Image
+
+    clips = _to_numpy(clips)
+    if clips.ndim != 5 or clips.shape[2] != 3:
+        raise ValueError(f"clips must have shape (N, F, 3, S, S), got {clips.shape}")
+    n, f, _, s, _ = clips.shape
+    pixels = (np.clip(clips, 0, 1) * 255).round().astype(np.uint8).transpose(1, 0, 3, 4, 2)  # (F, N, S, S, 3)
+    pixels = pixels.repeat(scale, axis=2).repeat(scale, axis=3)
+    side = s * scale
+    out = []
+    for frame in pixels:
+        canvas = np.full((side, n * side + (n - 1) * gap, 3), 128, dtype=np.uint8)
+        for i, clip in enumerate(frame):
+            canvas[:, i * (side + gap) : i * (side + gap) + side] = clip
+        buffer = io.BytesIO()
+        Image.fromarray(canvas).save(buffer, format="PNG")
+        out.append(buffer.getvalue())
+    return out
+
+
+def show_clip_strips(clips, titles=None, *, axes=None):
+    """Clips ``(N, F, 3, S, S)`` as ``N`` rows of frames (time runs left to right); returns the axes."""
+    clips = _to_numpy(clips)
+    n, f = clips.shape[:2]
+    if axes is None:
+        _, axes = plt.subplots(n, 1, figsize=(1.1 * f, 1.25 * n), squeeze=False)
+        axes = axes[:, 0]
+    for i, ax in enumerate(axes):
+        strip = np.concatenate([np.pad(frame.transpose(1, 2, 0), ((0, 0), (0, 1), (0, 0)), constant_values=0.5)
+                                for frame in clips[i]], axis=1)[:, :-1]
+        ax.imshow(np.clip(strip, 0, 1), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9, loc="left")
+    return axes

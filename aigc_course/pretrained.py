@@ -74,6 +74,7 @@ BUILDERS = (
     "aigc_course.diffusion.pipelines:DigitsDDPMPipeline",
     "aigc_course.diffusion.pipelines:PixelTextToImagePipeline",
     "aigc_course.diffusion.pipelines:TextToImagePipeline",
+    "aigc_course.diffusion.video_pipelines:TextToVideoPipeline",
     "aigc_course.gan.pipelines:ConditionalGANPipeline",
     "aigc_course.gan.pipelines:GANSampler",
     "aigc_course.gpt:GPTPipeline",

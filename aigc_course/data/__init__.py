@@ -8,7 +8,9 @@
 * :mod:`~aigc_course.data.digits` -- :func:`load_digits`, scikit-learn's 8x8 handwritten
   digits, scaled to ``[0, 1]`` (ink / 16), with a fixed stratified train/test split;
 * :mod:`~aigc_course.data.scenes` -- :func:`captioned_scenes`, coloured shapes with captions
-  (Chapter 5), drawn by code, with a split of held-out compositions.
+  (Chapter 5), drawn by code, with a split of held-out compositions;
+* :mod:`~aigc_course.data.moving` -- :func:`moving_scenes`, captioned clips of one shape moving
+  left, right, up or down (Chapter 2.3.4), with held-out object x motion combinations.
 
 Every name is importable from ``aigc_course.data`` directly.
 """
@@ -20,6 +22,14 @@ from aigc_course.data.mixtures import (
     ring_centers,
     ring_gaussians,
     ring_log_density,
+)
+from aigc_course.data.moving import (
+    HELD_OUT_MOTIONS,
+    MOTIONS,
+    VIDEO_CAPTION_WORDS,
+    all_video_attributes,
+    moving_scenes,
+    parse_video_caption,
 )
 from aigc_course.data.scenes import (
     CAPTION_WORDS,
@@ -48,13 +58,17 @@ __all__ = [
     "CAPTION_WORDS",
     "CORPUS_ALPHABET",
     "DIGIT_NAMES",
+    "HELD_OUT_MOTIONS",
     "HELD_OUT_PAIRS",
+    "MOTIONS",
     "PAIR_KEYS",
     "SINGLE_KEYS",
     "DigitsSplit",
     "SceneObject",
+    "VIDEO_CAPTION_WORDS",
     "TextCorpus",
     "all_scene_attributes",
+    "all_video_attributes",
     "canonical_attributes",
     "captioned_scenes",
     "decode_chars",
@@ -62,8 +76,10 @@ __all__ = [
     "grid_centers",
     "grid_gaussians",
     "load_digits",
+    "moving_scenes",
     "normalize_text",
     "parse_caption",
+    "parse_video_caption",
     "python_corpus",
     "read_text_file",
     "render_scene",

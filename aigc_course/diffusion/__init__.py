@@ -5,6 +5,8 @@
 * :mod:`~aigc_course.diffusion.losses` -- the simple noise-prediction loss (and a ``fit`` loss on batches);
 * :mod:`~aigc_course.diffusion.models` -- the 2-D MLP and the 8x8 class-conditional U-Net;
 * :mod:`~aigc_course.diffusion.pipelines` -- the ``digits-ddpm`` and ``grid-ddpm`` pipelines.
+* :mod:`~aigc_course.diffusion.video_unet`, :mod:`~aigc_course.diffusion.video_pipelines` -- the
+  text-to-video U-Net with factorised space-time attention and its ``text-to-video`` pipeline.
 """
 
 from aigc_course.diffusion.losses import diffusion_loss_fn, noise_prediction_loss
