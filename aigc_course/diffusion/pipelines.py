@@ -29,7 +29,7 @@ from aigc_course.diffusion.autoencoder import SceneAutoencoder
 from aigc_course.diffusion.models import DigitUNet, MLPDenoiser
 from aigc_course.diffusion.samplers import SAMPLERS, predict_noise, sample
 from aigc_course.diffusion.schedule import NoiseSchedule
-from aigc_course.diffusion.text_conditioning import PromptTokenizer
+from aigc_course.diffusion.text_conditioning import PromptTokenizer, check_prompts
 from aigc_course.diffusion.text_unet import TextConditionedUNet
 from aigc_course.pretrained import keyword_options
 from aigc_course.runtime import make_generator
@@ -249,31 +249,15 @@ class TextToImagePipeline:
 
     def prompts(self, prompt) -> list[str]:
         """``prompt`` as a checked list of non-empty strings (``ValueError`` naming it otherwise)."""
-        if isinstance(prompt, str):
-            prompt = [prompt]
-        elif not isinstance(prompt, Sequence) or isinstance(prompt, bytes):
-            raise ValueError(f"prompt must be a str or a list of str, got {type(prompt).__name__}")
-        if len(prompt) == 0:
-            raise ValueError("prompt must hold at least one string, got an empty list")
-        for i, p in enumerate(prompt):
-            name = "prompt" if len(prompt) == 1 else f"prompt[{i}]"
-            if not isinstance(p, str):
-                raise ValueError(f"{name} must be a str, got {type(p).__name__}")
-            if not p.strip():
-                raise ValueError(f"{name} is empty; describe a scene, e.g. 'a small red circle at the top left'")
-        return list(prompt)
+        return check_prompts(prompt, example="a scene, e.g. 'a small red circle at the top left'")
 
     def encode_prompt(self, prompt) -> torch.Tensor:
         """Checked prompt(s) -> token ids ``(N, L)`` on the pipeline's device."""
-        prompts = self.prompts(prompt)
-        names = ["prompt"] if len(prompts) == 1 else [f"prompt[{i}]" for i in range(len(prompts))]
-        ids, _ = self.tokenizer.pad([self.tokenizer.tokens(p, n) for p, n in zip(prompts, names, strict=True)])
-        return ids.to(self.device)
+        return self.tokenizer.encode_prompts(self.prompts(prompt)).to(self.device)
 
     def null_ids(self) -> torch.Tensor:
         """The empty prompt's ids ``(L,)``: the null condition of classifier-free guidance."""
-        ids, _ = self.tokenizer([""])
-        return ids[0].to(self.device)
+        return self.tokenizer.null_ids().to(self.device)
 
     # ------------------------------------------------------------------ sampling
 

@@ -105,6 +105,17 @@ class PromptTokenizer:
             ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         return ids, ids != self.pad_id
 
+    def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Checked prompts (from :func:`check_prompts`) -> ids ``(N, L)``; errors name ``prompt`` or ``prompt[i]``."""
+        names = ["prompt"] if len(prompts) == 1 else [f"prompt[{i}]" for i in range(len(prompts))]
+        ids, _ = self.pad([self.tokens(p, n) for p, n in zip(prompts, names, strict=True)])
+        return ids
+
+    def null_ids(self) -> torch.Tensor:
+        """The empty prompt's ids ``(L,)``: the null condition of classifier-free guidance."""
+        ids, _ = self([""])
+        return ids[0]
+
     def mask_of(self, ids: torch.Tensor) -> torch.Tensor:
         """``(B, L)`` ids -> ``(B, L)`` mask, ``True`` where a token is not padding."""
         return ids != self.pad_id
@@ -185,6 +196,26 @@ class SpatialCrossAttention(nn.Module):
         queries = self.norm(h).reshape(b, c, height * width).transpose(1, 2)  # (B, HW, C)
         out = self.attn(queries, context, context_mask)
         return h + out.transpose(1, 2).reshape(b, c, height, width)
+
+
+def check_prompts(prompt, example: str) -> list[str]:
+    """``prompt`` (a str or a non-empty list of non-empty str) as a list; ``ValueError`` naming it otherwise.
+
+    ``example`` is a prompt the model knows, quoted in the error for an empty one.
+    """
+    if isinstance(prompt, str):
+        prompt = [prompt]
+    elif not isinstance(prompt, Sequence) or isinstance(prompt, bytes):
+        raise ValueError(f"prompt must be a str or a list of str, got {type(prompt).__name__}")
+    if len(prompt) == 0:
+        raise ValueError("prompt must hold at least one string, got an empty list")
+    for i, p in enumerate(prompt):
+        name = "prompt" if len(prompt) == 1 else f"prompt[{i}]"
+        if not isinstance(p, str):
+            raise ValueError(f"{name} must be a str, got {type(p).__name__}")
+        if not p.strip():
+            raise ValueError(f"{name} is empty; describe {example}")
+    return list(prompt)
 
 
 def drop_captions(captions: Sequence[str], p_uncond: float, generator: torch.Generator | None = None) -> list[str]:

@@ -20,7 +20,7 @@ from torch import nn
 from aigc_course._checks import check_bool, check_choice, check_int, check_number
 from aigc_course.diffusion.samplers import SAMPLERS, sample
 from aigc_course.diffusion.schedule import NoiseSchedule
-from aigc_course.diffusion.text_conditioning import PromptTokenizer
+from aigc_course.diffusion.text_conditioning import PromptTokenizer, check_prompts
 from aigc_course.diffusion.video_unet import TextToVideoUNet
 from aigc_course.runtime import make_generator
 
@@ -79,31 +79,15 @@ class TextToVideoPipeline:
 
     def prompts(self, prompt) -> list[str]:
         """``prompt`` as a checked list of non-empty strings (``ValueError`` naming it otherwise)."""
-        if isinstance(prompt, str):
-            prompt = [prompt]
-        elif not isinstance(prompt, Sequence) or isinstance(prompt, bytes):
-            raise ValueError(f"prompt must be a str or a list of str, got {type(prompt).__name__}")
-        if len(prompt) == 0:
-            raise ValueError("prompt must hold at least one string, got an empty list")
-        for i, p in enumerate(prompt):
-            name = "prompt" if len(prompt) == 1 else f"prompt[{i}]"
-            if not isinstance(p, str):
-                raise ValueError(f"{name} must be a str, got {type(p).__name__}")
-            if not p.strip():
-                raise ValueError(f"{name} is empty; describe a clip, e.g. 'a small red circle moving left'")
-        return list(prompt)
+        return check_prompts(prompt, example="a clip, e.g. 'a small red circle moving left'")
 
     def encode_prompt(self, prompt) -> torch.Tensor:
         """Checked prompt(s) -> token ids ``(N, L)`` on the pipeline's device."""
-        prompts = self.prompts(prompt)
-        names = ["prompt"] if len(prompts) == 1 else [f"prompt[{i}]" for i in range(len(prompts))]
-        ids, _ = self.tokenizer.pad([self.tokenizer.tokens(p, n) for p, n in zip(prompts, names, strict=True)])
-        return ids.to(self.device)
+        return self.tokenizer.encode_prompts(self.prompts(prompt)).to(self.device)
 
     def null_ids(self) -> torch.Tensor:
         """The empty prompt's ids ``(L,)``: the null condition of classifier-free guidance."""
-        ids, _ = self.tokenizer([""])
-        return ids[0].to(self.device)
+        return self.tokenizer.null_ids().to(self.device)
 
     @torch.no_grad()
     def __call__(
