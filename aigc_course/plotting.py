@@ -297,8 +297,6 @@ def video_frame_pngs(clips, *, scale: int = 8, gap: int = 2) -> list[bytes]:
     """
     import io
 
-    from PIL import Image
-
     clips = _to_numpy(clips)
     if clips.ndim != 5 or clips.shape[2] != 3:
         raise ValueError(f"clips must have shape (N, F, 3, S, S), got {clips.shape}")
@@ -312,7 +310,7 @@ def video_frame_pngs(clips, *, scale: int = 8, gap: int = 2) -> list[bytes]:
         for i, clip in enumerate(frame):
             canvas[:, i * (side + gap) : i * (side + gap) + side] = clip
         buffer = io.BytesIO()
-        Image.fromarray(canvas).save(buffer, format="PNG")
+        plt.imsave(buffer, canvas, format="png")  # matplotlib's writer: no second imaging library
         out.append(buffer.getvalue())
     return out
 

@@ -31,6 +31,12 @@ def _images(x, n: int, channels: int | None = None) -> str:
     return f"images {tuple(x.shape)}"
 
 
+def _clips(x, n: int, frames: int) -> str:
+    assert isinstance(x, torch.Tensor) and x.ndim == 5 and x.shape[:3] == (n, frames, 3), tuple(getattr(x, "shape", ()))
+    assert torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1, "clips must lie in [0, 1]"
+    return f"clips {tuple(x.shape)}"
+
+
 def _points(x, n: int) -> str:
     assert isinstance(x, torch.Tensor) and tuple(x.shape) == (n, 2) and torch.isfinite(x).all(), x
     return f"points {tuple(x.shape)}"
@@ -121,6 +127,8 @@ CALLS = {
     "aigc_course.diffusion.pipelines:Diffusion2DPipeline": lambda p: _points(p.sample(4, num_inference_steps=3, seed=0), 4),
     "aigc_course.diffusion.pipelines:TextToImagePipeline": lambda p: _images(
         p(["a red circle above a blue square", "a small green cross on the left"], num_inference_steps=2, seed=0), 2, 3),
+    "aigc_course.diffusion.video_pipelines:TextToVideoPipeline": lambda p: _clips(
+        p(["a small red circle moving left", "a large blue square moving up"], num_inference_steps=2, seed=0), 2, 8),
     "aigc_course.diffusion.pipelines:DigitsDDPMPipeline": lambda p: _images(
         p([3, 7], num_inference_steps=2, sampler="ddim", guidance_scale=2.0, seed=0), 2, 1),
     "aigc_course.gan.pipelines:ConditionalGANPipeline": lambda p: _images(p([1, 7], seed=0), 2, 1),
