@@ -134,3 +134,29 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return torch.Generator().manual_seed(seed)
+
+
+def timed_training(train, threads: int, device: torch.device):
+    """Run ``train()`` and return ``(its result, record)`` for a checkpoint's config.
+
+    The record holds the wall and CPU seconds (all threads together: what an idle machine
+    needs) and the machine it ran on, with the 1-minute load before and after, so a time
+    measured on a shared machine says so.
+    """
+    import platform
+    import time
+
+    load_before = os.getloadavg()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = train()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    load_after = os.getloadavg()
+    record = {
+        "train_seconds": round(wall, 1),
+        "train_cpu_seconds": round(cpu, 1),
+        "train_machine": {"threads": threads, "device": str(device), "cpus": os.cpu_count(),
+                          "torch": torch.__version__, "platform": platform.platform(),
+                          "loadavg_1min_before": round(load_before[0], 2),
+                          "loadavg_1min_after": round(load_after[0], 2)},
+    }
+    return result, record

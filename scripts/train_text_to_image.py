@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
-import time
 
 import torch
 from publishing import publish
@@ -35,6 +32,7 @@ from publishing import publish
 import aigc_course
 from aigc_course.data import captioned_scenes
 from aigc_course.diffusion.text_training import RECIPES, train_text_to_image
+from aigc_course.runtime import timed_training
 
 NAMES = {"latent": "text-to-image", "pixel": "text-to-image-pixel"}
 BUILDERS = {"latent": "aigc_course.diffusion.pipelines:TextToImagePipeline",
@@ -80,20 +78,12 @@ def main() -> None:
     if args.num_images is not None:
         recipe = dataclasses.replace(recipe, num_images=args.num_images)
     device = aigc_course.get_device()
-    load_before = os.getloadavg()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    pipe, report = train_text_to_image(recipe, device=device)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    load_after = os.getloadavg()
+    (pipe, report), timing = timed_training(lambda: train_text_to_image(recipe, device=device), threads, device)
     tail = report["denoiser_history"].loss[-200:]
     config = dict(pipe.config)
     config.update({
-        "train_seconds": round(wall, 1),
-        "train_cpu_seconds": round(cpu, 1),  # all threads together: what an idle machine needs
+        **timing,
         "train_stage_seconds": {k: round(v, 1) for k, v in report["seconds"].items()},
-        "train_machine": {"threads": threads, "device": str(device), "cpus": os.cpu_count(),
-                          "torch": torch.__version__, "platform": platform.platform(),
-                          "loadavg_1min_before": round(load_before[0], 2), "loadavg_1min_after": round(load_after[0], 2)},
         "data": f"captioned_scenes({recipe.num_images}, seed={recipe.data_seed}, split='train')",
         "final_loss_mean_last_200": round(sum(tail) / len(tail), 5),
     })
@@ -108,6 +98,7 @@ def main() -> None:
     except Exception as err:  # the judge checkpoint may not be published yet
         config["quick_scores"] = f"skipped: {type(err).__name__}: {err}"
     print({k: config[k] for k in ("train_seconds", "train_cpu_seconds", "train_stage_seconds", "final_loss_mean_last_200", "quick_scores")})
+    cpu = timing["train_cpu_seconds"]
     if cpu > 2 * 20 * 60:
         print(f"warning: training used {cpu:.0f} CPU seconds, over the budget of 20 minutes on 2 cores")
     if not args.no_publish:
