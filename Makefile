@@ -1,5 +1,8 @@
 # AIGC from Zero to Practice -- every command a reader, student or instructor needs.
-#   make book     create .venv, install, build the HTML book into _build/html
+#   make book     create .venv, install, build the HTML book: English into _build/html,
+#                 Chinese into _build/zh/html (also at _build/html/zh, as published)
+#   make book-zh  only the Chinese edition
+#   make translations  update locales/zh_CN/LC_MESSAGES from the English pages (then translate)
 #   make test     create .venv if missing, install, run every check
 #   make test-browser  build the book, then read every page in headless Chromium, offline
 #   make install  only create .venv and install
@@ -25,7 +28,7 @@ NOTEBOOK_DIRS := chapters exercises
 BROWSER_WORKERS ?= 2
 BROWSER_TEST := $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider -n $(BROWSER_WORKERS)
 
-.PHONY: install execute book book-strict book-student chapters exercises test test-browser lint unit notebooks lab grade constraints benchmarks wheel clean
+.PHONY: install execute book book-zh translations book-strict book-student chapters exercises test test-browser lint unit notebooks lab grade constraints benchmarks wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,10 +55,20 @@ $(CACHE_STAMP): $(shell find aigc_course -type f -not -path '*/__pycache__/*')
 execute: install $(CACHE_STAMP)
 	$(BIN)/python scripts/execute_notebooks.py $(NOTEBOOK_DIRS)
 
+# Both editions from one execution: the Chinese build (scripts/i18n.py) reads the same cache and
+# runs no notebook. The two builds run at once, one per core.
 book: install $(CACHE_STAMP)
 	$(BIN)/python scripts/execute_notebooks.py chapters
-	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
-	@echo "Open _build/html/index.html"
+	$(BIN)/python scripts/i18n.py book
+
+book-zh: install $(CACHE_STAMP)
+	$(BIN)/python scripts/execute_notebooks.py chapters
+	$(BIN)/python scripts/i18n.py build
+
+# New or changed English prose becomes untranslated messages in the catalogs; the strict Chinese
+# build fails until each has its translation.
+translations: install
+	$(BIN)/python scripts/i18n.py update
 
 book-strict: book
 
@@ -64,6 +77,7 @@ lint: install
 	$(BIN)/python -m tests.check_notebooks_stripped $(NOTEBOOK_DIRS)
 	$(BIN)/python scripts/build_chapters.py --check
 	$(BIN)/python scripts/build_classroom.py --check
+	$(BIN)/python scripts/i18n.py check
 
 # One pytest worker per core (pytest-xdist), one CPU thread each; a test file stays on one worker,
 # so module-level fixtures (a loaded checkpoint, a built wheel) are made once.

@@ -167,6 +167,8 @@ def cpu_time_role(name, rawtext, text, lineno, inliner, options=None, content=No
         )
         return [nodes.Text("not measured")], []
     total = sum(data["seconds"][nb] for nb in notebooks)
+    if str(env.config.language or "").startswith("zh"):  # the Chinese edition (scripts/i18n.py)
+        return [nodes.Text(f"{format_seconds(total)}，{len(notebooks)} 个笔记本")], []
     plural = "s" if len(notebooks) > 1 else ""
     return [nodes.Text(f"{format_seconds(total)}, {len(notebooks)} notebook{plural}")], []
 

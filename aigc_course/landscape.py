@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyBboxPatch
 
-from aigc_course.plotting import PALETTE
+from aigc_course.plotting import PALETTE, can_draw_chinese
 
 
 @dataclass(frozen=True)
@@ -98,20 +98,23 @@ def draw_taxonomy(ax=None):
     def arrow(x0, y0, x1, y1):
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "lw": 0.6, "color": "gray"})
 
-    # Labels stay in English: matplotlib's bundled font has no CJK glyphs.
+    # The article's Chinese names go under the English ones where a Chinese font is in the style
+    # (plotting.use_course_style adds one when installed); matplotlib's own font has no CJK glyphs.
+    chinese = can_draw_chinese()
     box(0.95, 2.6, "AIGC\n(AI-generated\ncontent)", PALETTE[5], width=1.6, height=1.0, size=10)
     ys = [4.4, 3.2, 2.0, 0.8]
     app_y = {a.name: 4.6 - 0.95 * i for i, a in enumerate(APPLICATIONS)}
     for m, y in zip(MODALITIES, ys, strict=True):
         arrow(1.75, 2.6, 2.55, y)
-        box(3.6, y, f"{m.name} generation", PALETTE[1], width=2.0)
+        box(3.6, y, f"{m.name} generation" + (f"\n{m.chinese}" if chinese else ""), PALETTE[1], width=2.0)
         box(6.35, y, "\n".join(m.techniques), PALETTE[2], width=2.9, height=0.8, size=8)
         arrow(4.6, y, 4.9, y)
         for app in APPLICATIONS:
             if m.name in app.modalities:
                 arrow(7.8, y, 8.75, app_y[app.name])
     for app in APPLICATIONS:
-        box(9.8, app_y[app.name], f"{app.name}\n{app.examples}", PALETTE[0], width=2.3, height=0.7, size=7.5)
+        name = f"{app.name} · {app.chinese}" if chinese else app.name
+        box(9.8, app_y[app.name], f"{name}\n{app.examples}", PALETTE[0], width=2.3, height=0.7, size=7.5)
         ax.texts[-1].set_color("white")
     for x, label in [(3.6, "modality"), (6.35, "technique"), (9.8, "application")]:
         ax.text(x, 5.1, label, ha="center", fontsize=10, style="italic")

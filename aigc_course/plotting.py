@@ -7,7 +7,10 @@ add to them.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -33,9 +36,53 @@ COURSE_STYLE = {
 }
 
 
+# Fonts with Chinese glyphs, in order of preference; the first one installed is added after
+# matplotlib's own font, which then draws every Latin glyph and falls back to it for Chinese.
+# (CI installs Debian's fonts-wqy-zenhei; matplotlib ships no CJK font.)
+CJK_FONTS = ("WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "AR PL UMing CN")
+
+
+@functools.lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """The first installed font of :data:`CJK_FONTS`, or None."""
+    from matplotlib import font_manager
+
+    def first() -> str | None:
+        installed = {font.name for font in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in installed), None)
+
+    if first() is None:
+        # matplotlib caches its font list on first use, so a font installed later is missing from it
+        for path in font_manager.findSystemFonts():
+            if any(key in Path(path).name.lower() for key in ("wqy", "notosanscjk", "notosanssc", "sourcehan", "uming")):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):  # an unreadable font file: skip it
+                    continue
+    found = first()
+    if found is not None:
+        # WenQuanYi Zen Hei declares weight 500; matplotlib asks for "normal" (400) and logs a
+        # warning on every lookup, so a regular weight is recorded for the fonts it has no 400 of
+        entries = [f for f in font_manager.fontManager.ttflist if f.name == found]
+        if not any(f.weight in (400, "normal", "regular") for f in entries):
+            font_manager.fontManager.ttflist += [dataclasses.replace(f, weight=400) for f in entries]
+    return found
+
+
+def can_draw_chinese() -> bool:
+    """True when the current style can draw Chinese text (an installed CJK font is in its fallback list)."""
+    font = cjk_font()
+    return font is not None and font in plt.rcParams["font.family"]
+
+
 def use_course_style() -> None:
-    """Apply the course's matplotlib style to every later figure."""
+    """Apply the course's matplotlib style to every later figure, with a Chinese fallback font
+    when one is installed (:func:`cjk_font`): matplotlib falls back glyph by glyph only along an
+    explicit list of families, so the style lists its sans-serif font and then the CJK one."""
     plt.rcParams.update(COURSE_STYLE)
+    font = cjk_font()
+    if font is not None:
+        plt.rcParams["font.family"] = [plt.rcParams["font.sans-serif"][0], font]
 
 
 def _to_numpy(x) -> np.ndarray:

@@ -48,7 +48,7 @@ def test_every_page_says_what_you_will_learn_and_how_to_run_it(doc):
 # "3.1.4a Reward modelling (奖励模型)": the section number from the article's outline (a letter
 # when several pages share a section), then a title, then the article's Chinese title in brackets
 TITLE = re.compile(r"# \d+(\.\d+)*[a-z]? \S.* \(.*[\u4e00-\u9fff].*\)")
-UNNUMBERED = {"chapters/intro", "chapters/instructors", "chapters/references"}
+UNNUMBERED = {"chapters/intro", "chapters/instructors", "chapters/glossary", "chapters/references"}
 
 
 @pytest.mark.parametrize("doc", [doc for doc in toc_files() if doc not in UNNUMBERED])
@@ -149,15 +149,20 @@ def test_update_course_map_times_records_and_merges(tmp_path):
 def test_cpu_time_role_sums_a_chapters_notebooks_from_the_chapter_list():
     from types import SimpleNamespace
 
-    env = SimpleNamespace(app=SimpleNamespace(confdir=str(ROOT)), docname="chapters/intro",
-                          note_dependency=lambda path: None)
-    inliner = SimpleNamespace(document=SimpleNamespace(settings=SimpleNamespace(env=env)))
-    nodes, messages = course_map.cpu_time_role("cpu-time", "", "03_2_gan", 1, inliner)
+    def role(language):
+        env = SimpleNamespace(app=SimpleNamespace(confdir=str(ROOT)), docname="chapters/intro",
+                              note_dependency=lambda path: None, config=SimpleNamespace(language=language))
+        inliner = SimpleNamespace(document=SimpleNamespace(settings=SimpleNamespace(env=env)))
+        return course_map.cpu_time_role("cpu-time", "", "03_2_gan", 1, inliner)
+
+    nodes, messages = role("en")
     seconds = json.loads((ROOT / course_map.DATA).read_text(encoding="utf-8"))["seconds"]
     chapter = next(c for c in course_map.load_chapters(ROOT).chapters if c.folder == "03_2_gan")
     total = sum(seconds[f"{doc}.ipynb"] for doc in chapter.pages)
     assert nodes[0].astext() == f"{course_map.format_seconds(total)}, {len(chapter.pages)} notebooks"
     assert not messages
+    nodes, _ = role("zh_CN")  # the Chinese edition
+    assert nodes[0].astext() == f"{course_map.format_seconds(total)}，{len(chapter.pages)} 个笔记本"
 
 
 # --- What the rendered book shows of a notebook's code -------------------------------------------

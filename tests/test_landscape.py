@@ -2,6 +2,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from aigc_course import landscape  # noqa: E402
@@ -25,9 +26,24 @@ def test_sizes_grow_with_modality():
 
 def test_draw_taxonomy_draws_every_box():
     ax = landscape.draw_taxonomy()
-    texts = {t.get_text() for t in ax.texts}
+    texts = {t.get_text().split("\n")[0] for t in ax.texts}
     assert {"Text generation", "Video generation"} <= texts
     assert len(ax.patches) == 1 + 2 * len(landscape.MODALITIES) + len(landscape.APPLICATIONS)
+
+
+def test_taxonomy_adds_the_articles_chinese_names_when_the_style_has_a_chinese_font(monkeypatch):
+    with plt.rc_context():
+        plt.rcParams["font.family"] = ["DejaVu Sans", "WenQuanYi Zen Hei"]
+        monkeypatch.setattr("aigc_course.plotting.cjk_font", lambda: "WenQuanYi Zen Hei")
+        texts = [t.get_text() for t in landscape.draw_taxonomy().texts]
+    assert "Text generation\n文本生成" in texts
+    assert any(t.startswith("Marketing · 营销创作\n") for t in texts)
+    plt.close("all")
+    with plt.rc_context():
+        plt.rcParams["font.family"] = ["sans-serif"]  # no Chinese font in the style: English only
+        texts = [t.get_text() for t in landscape.draw_taxonomy().texts]
+    assert "Text generation" in texts and not any("文本" in t for t in texts)
+    plt.close("all")
 
 
 def test_unknown_modality():

@@ -74,3 +74,19 @@ def test_frame_viewer_rejects_bad_input(kwargs, message):
     frames, labels = args.pop("frames"), args.pop("labels")
     with pytest.raises(ValueError, match=message):
         frame_viewer(frames, labels, **args)
+
+
+def test_course_style_falls_back_to_an_installed_chinese_font(monkeypatch):
+    from aigc_course import plotting
+
+    with plt.rc_context():
+        monkeypatch.setattr(plotting, "cjk_font", lambda: "WenQuanYi Zen Hei")
+        plotting.use_course_style()
+        assert list(plt.rcParams["font.family"]) == [plt.rcParams["font.sans-serif"][0], "WenQuanYi Zen Hei"]
+        plotting.use_course_style()  # applying it twice adds the font once
+        assert list(plt.rcParams["font.family"]).count("WenQuanYi Zen Hei") == 1
+        assert plotting.can_draw_chinese()
+    with plt.rc_context():
+        monkeypatch.setattr(plotting, "cjk_font", lambda: None)
+        plotting.use_course_style()
+        assert not plotting.can_draw_chinese()

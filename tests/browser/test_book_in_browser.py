@@ -8,6 +8,11 @@ order; and, on notebook pages, launch buttons and a working ``.ipynb`` download.
 the search and the home page's course map, moves the slider and presses play of every static frame
 viewer (the kernel-free stand-in of a slider widget), audits every page with axe-core (no critical or
 serious violation in the book's content), and saves screenshots under ``_build/browser/``.
+
+Both editions are read: English at the site's root and Chinese under ``zh/`` (``make book`` builds
+both). Every page of each gets the same checks, plus its language switch to the same page of the
+other edition, and, in Chinese, a check that the title's characters are drawn by a font that has
+them (no missing-glyph boxes).
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ import pytest
 from tests.test_repository import ROOT, resolve, toc_files
 
 DOCS = toc_files()
+# Each edition: where it lives in the site, its <html lang>, and its two orientation lines.
+EDITIONS = {
+    "en": {"prefix": "", "lang": "en", "learn": r"what you will learn", "run": r"run this chapter",
+           "switch": ("zh-CN", "zh/{doc}.html")},
+    "zh": {"prefix": "zh/", "lang": "zh-CN", "learn": r"你将学到", "run": r"运行本章",
+           "switch": ("en", "{doc}.html")},
+}
+PAGES = [pytest.param(edition, doc, id=f"{edition}-{doc}") for edition in EDITIONS for doc in DOCS]
 NOTEBOOKS = {doc for doc in DOCS if resolve(doc) is not None and resolve(doc).suffix == ".ipynb"}
 WIDGET_TIMEOUT_MS = 20_000
 
@@ -81,9 +94,11 @@ FACTS = """() => {
   const inWidgets = (selector) => areas.reduce((n, a) => n + a.querySelectorAll(selector).length, 0);
 
   const link = (selector) => { const a = document.querySelector(selector); return a ? a.href : null; };
+  const language = document.querySelector("a.aigc-language-switch");
   return {
-    learn: /what you will learn/i.test(text),
-    run: /run this chapter/i.test(text),
+    text,
+    lang: document.documentElement.lang,
+    switchTo: language ? { href: language.href, hreflang: language.hreflang, label: language.textContent.trim() } : null,
     math: math.length,
     mathTypeset: math.filter((n) => n.querySelector("mjx-container")).length,
     untypeset: math.filter((n) => !n.querySelector("mjx-container")).map((n) => n.textContent.slice(0, 80)),
@@ -146,12 +161,18 @@ def local_path(url: str | None) -> str | None:
     return urlparse(url).path.lstrip("/") if url else None
 
 
-# One axe-core pass over the whole page; each violation's nodes are split into those inside the
-# page's <article> (what the book's sources make) and those outside it (the theme).
+# axe-core over the whole page; each violation's nodes are split into those inside the page's
+# <article> (what the book's sources make) and those outside it (the theme). Colour contrast is
+# checked everywhere except in code cells, whose colours come from the theme's Pygments style and
+# are the same on every page: test_code_cells_have_enough_contrast checks them once, in full.
+# (Contrast in code cells was three quarters of the audit's time on a code-heavy page.)
 AXE_RUN = """async () => {
   // preload: false -- axe would fetch the stylesheets' @import rules relative to the page, not
   // to the stylesheet (404s for the theme's basic.css); only its css-orientation-lock rule needs them
-  const result = await axe.run(document, { resultTypes: ["violations"], preload: false });
+  const options = { resultTypes: ["violations"], preload: false };
+  const rest = await axe.run(document, { ...options, rules: { "color-contrast": { enabled: false } } });
+  const contrast = await axe.run({ exclude: [["div.highlight"]] }, { ...options, runOnly: ["color-contrast"] });
+  const result = { violations: rest.violations.concat(contrast.violations) };
   const inArticle = (node) => {
     // target[0] selects the element (or the frame or shadow host holding it) in this document
     const selector = node.target[0];
@@ -195,15 +216,56 @@ def axe_problems(violations: list[dict], summary) -> list[str]:
             for v in violations if v["content"]]
 
 
-@pytest.mark.parametrize("doc", DOCS)
-def test_page_renders_offline(doc, context, origin, book, summary, axe_source):
-    assert (book / f"{doc}.html").exists(), f"{doc}.html is not in the build: rebuild the book"
+def glyph_problems(page, context, cjk_families: set[str]) -> list[str]:
+    """The page title's CJK characters must be drawn by a font that has them: Chromium reports
+    which fonts drew a node's text (DevTools' CSS.getPlatformFontsForNode)."""
+    title = page.eval_on_selector("article h1", "h => [...h.childNodes].filter(n => n.nodeType === 3)"
+                                  ".map(n => n.textContent).join('')")
+    wanted = sum(1 for ch in title if "\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f"
+                 or "\uff00" <= ch <= "\uffef")
+    if not wanted:
+        return [f"the Chinese page's title has no Chinese characters: {title!r}"]
+    cdp = context.new_cdp_session(page)
+    try:
+        cdp.send("DOM.enable")
+        cdp.send("CSS.enable")
+        root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "article h1"})["nodeId"]
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    finally:
+        cdp.detach()
+    drawn = sum(f["glyphCount"] for f in fonts if f["familyName"] in cjk_families)
+    if drawn < wanted:
+        return [f"title {title!r}: {wanted} Chinese characters, {drawn} drawn by a CJK font ({fonts})"]
+    return []
+
+
+@pytest.fixture(scope="session")
+def cjk_families() -> set[str]:
+    """Font families that cover Chinese, as fontconfig (which Chromium uses on Linux) lists them."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return set()
+    return {name.strip() for line in listed.stdout.splitlines() for name in line.split(",") if name.strip()}
+
+
+@pytest.mark.parametrize(("edition", "doc"), PAGES)
+def test_page_renders_offline(edition, doc, context, origin, book, summary, axe_source, cjk_families):
+    spec = EDITIONS[edition]
+    path = f"{spec['prefix']}{doc}.html"
+    assert (book / path).exists(), f"{path} is not in the build: rebuild the book (`make book` builds both editions)"
     blocked_before = len(summary.blocked)
     started = time.perf_counter()
-    page, log = open_page(context, origin, f"{doc}.html")
+    page, log = open_page(context, origin, path)
     try:
         problems = settle(page)
         facts = page.evaluate(FACTS)
+        if edition == "zh":
+            problems += glyph_problems(page, context, cjk_families) if cjk_families else [
+                "no font covers Chinese (fc-list :lang=zh is empty): install fonts-wqy-zenhei"]
         page.add_script_tag(content=axe_source)  # after FACTS: the audit must not count itself
         violations = page.evaluate(AXE_RUN)
     finally:
@@ -241,14 +303,26 @@ def test_page_renders_offline(doc, context, origin, book, summary, axe_source):
     if shown < saved:
         problems.append(f"widget outputs: saved state has {saved} figures, page shows {shown}")
 
+    # Language: the page's own, and a switch to the same page of the other edition.
+    if facts["lang"] != spec["lang"]:
+        problems.append(f"<html lang={facts['lang']!r}>, expected {spec['lang']!r}")
+    hreflang, target = spec["switch"]
+    if not facts["switchTo"]:
+        problems.append("no language switch")
+    elif facts["switchTo"]["hreflang"] != hreflang or local_path(facts["switchTo"]["href"]) != target.format(doc=doc):
+        problems.append(f"language switch {facts['switchTo']} should lead to {target.format(doc=doc)}")
+    elif not (book / target.format(doc=doc)).exists():
+        problems.append(f"the language switch leads to {target.format(doc=doc)}, which is not in the build")
+
     # Navigation: the two orientation lines, prev/next in reading order.
-    if not facts["learn"]:
-        problems.append('no "What you will learn" line')
-    if not facts["run"]:
-        problems.append('no "Run this chapter" line')
+    if not re.search(spec["learn"], facts["text"], re.IGNORECASE):
+        problems.append(f"no orientation line matching {spec['learn']!r}")
+    if not re.search(spec["run"], facts["text"], re.IGNORECASE):
+        problems.append(f"no orientation line matching {spec['run']!r}")
     index = DOCS.index(doc)
-    expected_prev = f"{DOCS[index - 1]}.html" if index > 0 else None
-    expected_next = f"{DOCS[index + 1]}.html" if index + 1 < len(DOCS) else None
+    prefix = spec["prefix"]
+    expected_prev = f"{prefix}{DOCS[index - 1]}.html" if index > 0 else None
+    expected_next = f"{prefix}{DOCS[index + 1]}.html" if index + 1 < len(DOCS) else None
     if local_path(facts["prev"]) != expected_prev:
         problems.append(f"prev link {facts['prev']} should lead to {expected_prev}")
     if local_path(facts["next"]) != expected_next:
@@ -273,7 +347,7 @@ def test_page_renders_offline(doc, context, origin, book, summary, axe_source):
             if notebook.get("nbformat") != 4 or not first.startswith("# "):
                 problems.append(f"download {href} is not this chapter's notebook")
 
-    summary.pages[doc] = {
+    summary.pages[path.removesuffix(".html")] = {
         "math": facts["math"], "equations": facts["equations"], "widgets": facts["rendered"],
         "images": len(facts["images"]), "seconds": round(time.perf_counter() - started, 2),
     }
@@ -295,6 +369,44 @@ def test_search_finds_the_attention_chapters(context, origin, summary):
     assert "chapters/03_1_transformer/3_1_1_self_attention.html" in pages, pages
     assert not log.errors, log.errors
     summary.extra["search_attention_hits"] = len(hits)
+
+
+def test_chinese_search_finds_the_attention_chapters(context, origin, summary):
+    """The Chinese edition's index is segmented into words (jieba), so a Chinese query finds pages."""
+    page, log = open_page(context, origin, "zh/search.html?q=自注意力")
+    try:
+        page.wait_for_function(
+            "() => (document.querySelector('#search-results .search-summary') || {}).textContent",
+            timeout=30_000,
+        )
+        hits = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
+    finally:
+        page.close()
+    pages = {local_path(h).split("#")[0] for h in hits}
+    assert "zh/chapters/03_1_transformer/3_1_1_self_attention.html" in pages, pages
+    assert all(p.startswith("zh/") for p in pages), pages
+    assert not log.errors, log.errors
+    summary.extra["search_zh_hits"] = len(hits)
+
+
+def test_code_cells_have_enough_contrast(context, origin, axe_source):
+    """Colour contrast inside code cells (the theme's Pygments colours, the same on every page;
+    the per-page audit leaves them out), on a page whose code has keywords, strings, numbers and
+    comments."""
+    page, log = open_page(context, origin, "chapters/03_1_transformer/3_1_1_self_attention.html")
+    try:
+        settle(page)
+        page.add_script_tag(content=axe_source)
+        violations = page.evaluate("""async () => (await axe.run({ include: [["div.highlight"]] },
+            { resultTypes: ["violations"], preload: false, runOnly: ["color-contrast"] })).violations
+            .map((v) => ({ id: v.id, nodes: v.nodes.length, targets: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }))""")
+        tokens = page.evaluate("() => new Set([...document.querySelectorAll('div.highlight span[class]')]"
+                               ".map((s) => s.className)).size")
+    finally:
+        page.close()
+    assert tokens >= 8, f"only {tokens} kinds of highlighted token: pick a page with more varied code"
+    assert not violations, violations
+    assert not log.errors, log.errors
 
 
 def test_home_page_shows_the_course_map_with_cpu_times(context, origin, review):
@@ -343,7 +455,13 @@ def test_screenshots_of_a_chapter_and_a_widget(context, origin, book, review):
         widget.screenshot(path=str(review / "widget.png"))
     finally:
         page.close()
-    for name in ("chapter.png", "widget.png"):
+    page, _ = open_page(context, origin, "zh/chapters/03_1_transformer/3_1_1_self_attention.html")
+    try:
+        settle(page)
+        page.screenshot(path=str(review / "chapter-zh.png"))  # Chinese text drawn, no missing-glyph boxes
+    finally:
+        page.close()
+    for name in ("chapter.png", "widget.png", "chapter-zh.png"):
         assert (review / name).stat().st_size > 5_000, f"{name} is suspiciously small"
 
 
