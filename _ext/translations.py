@@ -3,14 +3,18 @@
 The Chinese edition (``python scripts/i18n.py build``, ``make book``) is the same Sphinx project
 built with ``language = "zh_CN"``: Sphinx's Locale transform replaces every message of a page (a
 paragraph, heading, list item, table cell, caption or alt text) by its translation from
-``locales/zh_CN/LC_MESSAGES/<page>.po``. This extension adds three things:
+``locales/zh_CN/LC_MESSAGES/<page>.po``. This extension adds:
 
 - **No untranslated prose.** In a translated build, every message of a page's own text must have a
   translation, or the build warns (an error under ``-W``), naming the page and the message. Cell
   outputs are left out: code and its output are shared by both editions.
+- **What Sphinx's Locale transform misses:** exercise titles (made by sphinx-exercise from its
+  directive's argument) and the table of contents' part captions (inserted after it runs).
 - **A language switch** in every page's header that leads to the same page in the other edition,
   and ``<link rel="alternate" hreflang>`` tags for both. The editions are laid out as they are
   published: English at the site's root, Chinese under ``zh/``.
+- **Chinese search:** the glossary's terms go into the word segmenter's dictionary.
+- **Speed:** two workarounds for slow paths of Sphinx in a translated build (below).
 """
 
 from __future__ import annotations
@@ -57,28 +61,41 @@ def _is_exercise_heading(node: nodes.Node) -> bool:
     return type(node).__name__ in ("exercise_title", "solution_title")
 
 
+def _page_catalog(transform: SphinxTransform) -> tuple[dict, str, bool] | None:
+    """(this page's translations, its catalog's name, whether the catalog exists), or None when
+    the build is not a translated edition."""
+    language = transform.config.language
+    if language in (None, "", SOURCE_LANGUAGE) or language not in EDITION_DIR:
+        return None
+    domain = docname_to_domain(transform.env.docname, transform.config.gettext_compact)
+    dirs = [str(Path(transform.env.srcdir, directory)) for directory in transform.config.locale_dirs]
+    catalog, has_catalog = init_locale(dirs, language, domain)
+    return (getattr(catalog, "_catalog", {}) if has_catalog else {}), domain, has_catalog
+
+
+def _untranslated(transform: SphinxTransform, what: str, domain: str, text: str, node) -> None:
+    language = transform.config.language
+    logger.warning("untranslated %s (add it to locales/%s/LC_MESSAGES/%s.po, see `make translations`): %r",
+                   what, language, domain, text[:120], location=node, type="aigc", subtype="untranslated")
+
+
 class UntranslatedMessages(SphinxTransform):
     """Warns about each message of a page that its catalog does not translate.
 
     Runs just before Sphinx's Locale transform (priority 20), on the same messages it will look up
-    (``extract_messages``), so what it reports is exactly what would show in English."""
+    (``extract_messages``), so what it reports is exactly what would show in English. It also
+    translates exercise titles, which Sphinx's gettext builder does not extract."""
 
     default_priority = 19
 
     def apply(self, **kwargs) -> None:
-        language = self.config.language
-        if language in (None, "", SOURCE_LANGUAGE) or language not in EDITION_DIR:
+        found = _page_catalog(self)
+        if found is None:
             return
-        docname = self.env.docname
-        domain = docname_to_domain(docname, self.config.gettext_compact)
-        dirs = [str(Path(self.env.srcdir, directory)) for directory in self.config.locale_dirs]
-        catalog, has_catalog = init_locale(dirs, language, domain)
+        translated, domain, has_catalog = found
         if not has_catalog:
-            logger.warning("no %s translation of this page: run `python scripts/i18n.py update` and "
-                           "translate locales/%s/LC_MESSAGES/%s.po", language, language, domain,
-                           location=docname, type="aigc", subtype="untranslated")
+            _untranslated(self, "page (no catalog)", domain, self.env.docname, self.env.docname)
             return
-        translated = getattr(catalog, "_catalog", {})
         for node in list(self.document.findall(_is_exercise_subtitle)):
             # sphinx-exercise builds an exercise's title from its directive's argument, which Sphinx's
             # gettext builder does not extract; scripts/i18n.py adds those titles to the catalogs
@@ -87,24 +104,10 @@ class UntranslatedMessages(SphinxTransform):
                 node.children = []
                 node += nodes.Text(translated[english])
             else:
-                logger.warning("untranslated exercise title (add it to locales/%s/LC_MESSAGES/%s.po): %r",
-                               language, domain, english, location=node, type="aigc", subtype="untranslated")
+                _untranslated(self, "exercise title", domain, english, node)
         for node, message in extract_messages(self.document):
-            if message in translated or _inside_output(node) or _is_exercise_heading(node):
-                continue
-            logger.warning("untranslated message (add it to locales/%s/LC_MESSAGES/%s.po): %r",
-                           language, domain, message[:120], location=node, type="aigc", subtype="untranslated")
-
-
-def _page_catalog(transform: SphinxTransform):
-    """(translations of this page, its catalog's name), or None in the English build."""
-    language = transform.config.language
-    if language in (None, "", SOURCE_LANGUAGE) or language not in EDITION_DIR:
-        return None
-    domain = docname_to_domain(transform.env.docname, transform.config.gettext_compact)
-    dirs = [str(Path(transform.env.srcdir, directory)) for directory in transform.config.locale_dirs]
-    catalog, has_catalog = init_locale(dirs, language, domain)
-    return (getattr(catalog, "_catalog", {}) if has_catalog else {}), domain
+            if message not in translated and not _inside_output(node) and not _is_exercise_heading(node):
+                _untranslated(self, "message", domain, message, node)
 
 
 class TranslatedTocCaptions(SphinxTransform):
@@ -120,17 +123,13 @@ class TranslatedTocCaptions(SphinxTransform):
         found = _page_catalog(self)
         if found is None:
             return
-        translated, domain = found
+        translated, domain, _ = found
         for toctree in self.document.findall(addnodes.toctree):
             caption = toctree.get("caption")
-            if not caption:
-                continue
-            if caption in translated:
+            if caption and caption in translated:
                 toctree["caption"] = translated[caption]
-            else:
-                logger.warning("untranslated table-of-contents caption (add it to locales/%s/LC_MESSAGES/%s.po): %r",
-                               self.config.language, domain, caption, location=toctree,
-                               type="aigc", subtype="untranslated")
+            elif caption:
+                _untranslated(self, "table-of-contents caption", domain, caption, toctree)
 
 
 def _switch(pagename: str, language: str) -> dict | None:

@@ -106,3 +106,45 @@ def test_term_list_tests_membership_like_a_set_and_extends_like_a_list():
     terms.extend(["GPT"])
     assert "ELBO" in terms and "VAE" not in terms
     assert list(terms) == ["GPT", "ELBO", "GPT"]
+
+
+def test_pages_publishes_both_editions_english_at_the_root_chinese_under_zh():
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text(encoding="utf-8"))
+    steps = "\n".join(step.get("run", "") for step in workflow["jobs"]["build"]["steps"])
+    assert "make book" in steps and "make test-browser" in steps  # built, then read as a reader would
+    assert "cp -r _build/zh/html _build/site/zh" in steps
+    uses = [step.get("uses", "") for job in workflow["jobs"].values() for step in job["steps"]]
+    assert any(u.startswith("actions/deploy-pages@") for u in uses)
+
+
+def test_a_translated_build_warns_about_each_untranslated_message_and_translates_the_rest(tmp_path):
+    """A two-message page with one translation: the Chinese build renders that one and names the other."""
+    import io
+
+    from sphinx.application import Sphinx
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "conf.py").write_text("", encoding="utf-8")
+    (source / "index.md").write_text("# Attention\n\nThe scores are divided by $\\sqrt{d_k}$.\n\nA new paragraph.\n",
+                                     encoding="utf-8")
+    catalogs = source / "locales" / "zh_CN" / "LC_MESSAGES"
+    catalogs.mkdir(parents=True)
+    po = polib.pofile(i18n.merge(["Attention", "The scores are divided by $\\sqrt{d_k}$."], None))
+    po[0].msgstr, po[1].msgstr = "注意力", "分数除以 $\\sqrt{d_k}$。"
+    po.save(str(catalogs / "index.po"))
+    warnings = io.StringIO()
+    app = Sphinx(str(source), str(source), str(tmp_path / "out"), str(tmp_path / "doctrees"), "html",
+                 confoverrides={"extensions": ["myst_parser", "translations"], "language": "zh_CN",
+                                "locale_dirs": ["locales"], "gettext_compact": False,
+                                "myst_enable_extensions": ["dollarmath"]},
+                 status=None, warning=warnings, freshenv=True)
+    app.build()
+    html = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "分数除以" in html and "注意力" in html
+    assert "A new paragraph." in html  # untranslated messages stay English, and are named:
+    assert warnings.getvalue().count("untranslated message") == 1
+    assert "'A new paragraph.'" in warnings.getvalue()
+    assert 'hreflang="en"' in html  # the switch back to the English edition

@@ -379,7 +379,7 @@ def test_the_release_workflow_runs_the_tested_commands_on_a_version_tag():
 def test_ci_binder_and_the_release_use_one_python():
     python = PROJECT["project"]["requires-python"].removeprefix(">=")
     assert (ROOT / ".binder" / "runtime.txt").read_text().strip() == f"python-{python}"
-    for name in ("release.yml", "notebooks-cpu.yml"):
+    for name in ("release.yml", "notebooks-cpu.yml", "pages.yml"):
         text = (ROOT / ".github" / "workflows" / name).read_text(encoding="utf-8")
         assert f'python-version: "{python}"' in text, name
 
