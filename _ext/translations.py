@@ -224,12 +224,15 @@ def _speed_up_translated_builds(app: Sphinx, config) -> None:
     # A translated message is a paragraph or heading of MyST Markdown, whatever page it comes from.
     # Sphinx parses it with the page's parser, and for a notebook that is myst-nb's, which sets up
     # a whole notebook (and its execution) per message; MyST's own parser gives the same nodes.
+    if getattr(i18n.get_filetype, "aigc_messages_as_markdown", False):
+        return  # a second build in the same process: already in place
     filetype = i18n.get_filetype
 
     def message_filetype(source_suffix, filename):
         found = filetype(source_suffix, filename)
         return "markdown" if found == "myst-nb" else found
 
+    message_filetype.aigc_messages_as_markdown = True
     i18n.get_filetype = message_filetype
 
 

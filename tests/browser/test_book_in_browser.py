@@ -367,8 +367,9 @@ def test_page_renders_offline(edition, doc, context, origin, book, summary, axe_
     assert not problems, f"{doc}:\n  " + "\n  ".join(problems)
 
 
-def test_search_finds_the_attention_chapters(context, origin, summary):
-    page, log = open_page(context, origin, "search.html?q=attention")
+def search(context, origin: str, path: str) -> tuple[set[str], list[str]]:
+    """The pages a search results page lists (local paths, no anchors), and its page's errors."""
+    page, log = open_page(context, origin, path)
     try:
         page.wait_for_function(
             "() => (document.querySelector('#search-results .search-summary') || {}).textContent",
@@ -377,29 +378,24 @@ def test_search_finds_the_attention_chapters(context, origin, summary):
         hits = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
     finally:
         page.close()
-    pages = {local_path(h).split("#")[0] for h in hits}
+    return {local_path(h).split("#")[0] for h in hits}, log.errors
+
+
+def test_search_finds_the_attention_chapters(context, origin, summary):
+    pages, errors = search(context, origin, "search.html?q=attention")
     assert "chapters/04_1_attention_math/index.html" in pages, pages
     assert "chapters/03_1_transformer/3_1_1_self_attention.html" in pages, pages
-    assert not log.errors, log.errors
-    summary.extra["search_attention_hits"] = len(hits)
+    assert not errors, errors
+    summary.extra["search_attention_hits"] = len(pages)
 
 
 def test_chinese_search_finds_the_attention_chapters(context, origin, summary):
     """The Chinese edition's index is segmented into words (jieba), so a Chinese query finds pages."""
-    page, log = open_page(context, origin, "zh/search.html?q=自注意力")
-    try:
-        page.wait_for_function(
-            "() => (document.querySelector('#search-results .search-summary') || {}).textContent",
-            timeout=30_000,
-        )
-        hits = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
-    finally:
-        page.close()
-    pages = {local_path(h).split("#")[0] for h in hits}
+    pages, errors = search(context, origin, "zh/search.html?q=自注意力")
     assert "zh/chapters/03_1_transformer/3_1_1_self_attention.html" in pages, pages
     assert all(p.startswith("zh/") for p in pages), pages
-    assert not log.errors, log.errors
-    summary.extra["search_zh_hits"] = len(hits)
+    assert not errors, errors
+    summary.extra["search_zh_hits"] = len(pages)
 
 
 def test_code_cells_have_enough_contrast(context, origin, axe_source):
