@@ -107,6 +107,15 @@ def page_title(path: Path) -> str:
     return first[2:].strip()
 
 
+def mid_sentence(title: str) -> str:
+    """A title as it reads inside a sentence: "The mel filterbank" -> "the mel filterbank", but
+    names and acronyms keep their capitals ("RMSNorm", "TF-IDF vectors", "Griffin–Lim: ...")."""
+    first_word = title.split(maxsplit=1)[0]
+    if any(ch.isupper() for ch in first_word[1:]):
+        return title
+    return title[:1].lower() + title[1:]
+
+
 def _fence(code: str) -> str:
     return f"```python\n{code.strip()}\n```"
 
@@ -115,7 +124,7 @@ def book_page(path: Path) -> str:
     """The MyST page of one chapter's exercises (sphinx-exercise directives)."""
     student = f"exercises/student/{path.name}"
     found = exercises_of(path)
-    titles = [f"{parts['title'][0].lower()}{parts['title'][1:]}" for parts in found.values()]
+    titles = [mid_sentence(parts["title"]) for parts in found.values()]
     topics = " and ".join([", ".join(titles[:-1]), titles[-1]] if len(titles) > 1 else titles)
     lines = [
         f"# {page_title(path)}",

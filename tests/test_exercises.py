@@ -1695,6 +1695,17 @@ def test_generator_is_idempotent(tmp_path):
         assert text == (ROOT / path.relative_to(tmp_path)).read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize(("title", "in_sentence"), [
+    ("The mel filterbank", "the mel filterbank"),
+    ("Causal (masked) self-attention", "causal (masked) self-attention"),
+    ("RMSNorm", "RMSNorm"),
+    ("TF-IDF vectors", "TF-IDF vectors"),
+    ("Griffin–Lim: phases for a magnitude spectrogram", "Griffin–Lim: phases for a magnitude spectrogram"),
+])
+def test_exercise_titles_keep_names_and_acronyms_inside_a_sentence(title, in_sentence):
+    assert build_exercises.mid_sentence(title) == in_sentence
+
+
 def test_a_solution_notebook_no_chapter_lists_is_an_error(tmp_path):
     shutil.copytree(SOLUTIONS, tmp_path / "exercises" / "solutions")
     pages = {c.exercises: c.exercises_page for c in CHAPTERS[1:]}
