@@ -4,6 +4,7 @@
     .venv/bin/python scripts/train_alignment.py --stage sft      # tiny-chat-sft (from the base)
     .venv/bin/python scripts/train_alignment.py --stage reward   # tiny-chat-reward (from the SFT model)
     .venv/bin/python scripts/train_alignment.py --stage dpo      # tiny-chat-dpo (SFT model + DPO)
+    .venv/bin/python scripts/train_alignment.py --stage weak-reward  # tiny-chat-reward-weak (3.1.4d's proxy)
     .venv/bin/python scripts/train_alignment.py --stage all --steps-scale 0.01 --no-publish  # smoke run
 
 Each stage starts from the *published* checkpoint of the stage before it (so a --no-publish
@@ -188,6 +189,34 @@ def stage_reward(args) -> None:
             "reward model: SFT backbone + scalar head, Bradley-Terry on code-generated preferences", args)
 
 
+def stage_weak_reward(args) -> None:
+    """The weak proxy that Chapter 3.1.4d's policy learns to fool: a "last"-pool reward model like
+    those 3.1.4c trains live, stopped after a few dozen steps (its seed-0 run, step for step)."""
+    sft_pipe = pretrained.load("tiny-chat-sft", device="cpu")
+    tok = chat_tokenizer()
+    rm = RewardModel.from_gpt(sft_pipe.model, "last")
+    train_pairs = preference_pairs(make_examples(6000, seed=1), seed=0)
+    steps = max(1, int(args.weak_rm_steps * args.steps_scale))
+    t0 = time.perf_counter()
+    history = train_reward_model(rm, train_pairs, tok, steps, batch_size=args.weak_rm_batch_size, lr=args.rm_lr,
+                                 warmup=args.weak_rm_warmup, seed=0)
+    seconds = time.perf_counter() - t0
+    acc, _, _ = pairwise_accuracy(rm, preference_pairs(make_examples(200, split="test", seed=31), seed=32), tok)
+    metrics = {"pairwise_accuracy_test_pairs": round(acc, 4), "train_loss_last10": round(
+        sum(history.loss[-10:]) / len(history.loss[-10:]), 4)}
+    print("weak reward:", metrics)
+    record = {"model": {**sft_pipe.config["model"], "pool": "last"}, "tokenizer": sft_pipe.config["tokenizer"],
+              "data": {**DATA, "train_pairs": "preference_pairs(make_examples(6000, seed=1), seed=0)",
+                       "test_pairs": "preference_pairs(make_examples(200, split='test', seed=31), seed=32)"},
+              "training": {"stage": "weak-reward", "from": "tiny-chat-sft", "steps": steps,
+                           "batch_size": args.weak_rm_batch_size, "lr": args.rm_lr, "warmup": args.weak_rm_warmup,
+                           "loss": "Bradley-Terry", "train_seconds": round(seconds, 1), **machine()},
+              "metrics": metrics}
+    publish("tiny-chat-reward-weak", rm.state_dict(), record, RM_BUILDER,
+            "weak proxy reward model (few steps, last-token pool) for the reward-hacking demo of Chapter 3.1.4d",
+            args)
+
+
 def stage_dpo(args) -> None:
     sft_pipe = pretrained.load("tiny-chat-sft", device="cpu")
     reference = sft_pipe.model
@@ -231,7 +260,7 @@ def publish(name, tensors, record, builder, description, args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=["base", "sft", "reward", "dpo", "all"], required=True)
+    parser.add_argument("--stage", choices=["base", "sft", "reward", "dpo", "weak-reward", "all"], required=True)
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps (smoke runs)")
     parser.add_argument("--block-size", type=int, default=96)
     parser.add_argument("--pretrain-window", type=int, default=64)
@@ -250,6 +279,9 @@ def main() -> None:
     parser.add_argument("--rm-lr", type=float, default=5e-4)
     parser.add_argument("--rm-pool", choices=["last", "mean", "logprob"], default="logprob",
                         help="where the reward is read: see aigc_course.alignment.reward")
+    parser.add_argument("--weak-rm-steps", type=int, default=40)
+    parser.add_argument("--weak-rm-batch-size", type=int, default=16)
+    parser.add_argument("--weak-rm-warmup", type=int, default=5)
     parser.add_argument("--dpo-pairs", type=int, default=4000)
     parser.add_argument("--dpo-steps", type=int, default=200)
     parser.add_argument("--dpo-beta", type=float, default=0.1)
@@ -259,10 +291,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (at most 2 on the course machine)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(args.threads, 2)))
-    stages = ["base", "sft", "reward", "dpo"] if args.stage == "all" else [args.stage]
+    stages = ["base", "sft", "reward", "dpo", "weak-reward"] if args.stage == "all" else [args.stage]
     for stage in stages:
         t0 = time.perf_counter()
-        {"base": stage_base, "sft": stage_sft, "reward": stage_reward, "dpo": stage_dpo}[stage](args)
+        {"base": stage_base, "sft": stage_sft, "reward": stage_reward, "dpo": stage_dpo,
+         "weak-reward": stage_weak_reward}[stage](args)
         print(f"stage {stage}: {time.perf_counter() - t0:.0f}s wall")
 
 

@@ -295,7 +295,8 @@ def test_generate_stops_at_end_and_handles_mixed_prompt_lengths():
 # ----------------------------------------------------------------------------- shipped checkpoints
 
 
-@pytest.mark.parametrize("name", ["tiny-chat-base", "tiny-chat-sft", "tiny-chat-reward", "tiny-chat-dpo"])
+@pytest.mark.parametrize("name", ["tiny-chat-base", "tiny-chat-sft", "tiny-chat-reward", "tiny-chat-dpo",
+                                  "tiny-chat-reward-weak"])
 def test_shipped_checkpoints_load_and_record_their_run(name):
     from aigc_course import pretrained
     from aigc_course.alignment import ChatPipeline
@@ -305,7 +306,7 @@ def test_shipped_checkpoints_load_and_record_their_run(name):
     assert {"model", "tokenizer", "data", "training", "metrics"} <= set(config)
     assert config["tokenizer"]["chars"] == TOK.chars
     assert pretrained.info(name)["bytes"] < 5e6
-    if name == "tiny-chat-reward":
+    if name.startswith("tiny-chat-reward"):
         assert isinstance(obj, RewardModel) and not obj.training
         r = obj.score(["add 1 and 2"] * 2, ["3", "4"], TOK)
         assert r.shape == (2,) and torch.isfinite(r).all()
