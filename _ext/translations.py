@@ -13,7 +13,8 @@ paragraph, heading, list item, table cell, caption or alt text) by its translati
 - **A language switch** in every page's header that leads to the same page in the other edition,
   and ``<link rel="alternate" hreflang>`` tags for both. The editions are laid out as they are
   published: English at the site's root, Chinese under ``zh/``.
-- **Chinese search:** the glossary's terms go into the word segmenter's dictionary.
+- **Chinese search:** the glossary's terms go into the word segmenter's dictionary, and a query
+  typed without spaces is cut into the index's words (``static/search-chinese-query.js``).
 - **Speed:** two workarounds for slow paths of Sphinx in a translated build (below).
 """
 
@@ -212,6 +213,8 @@ def _search_dictionary(app: Sphinx, config) -> None:
     words.parent.mkdir(parents=True, exist_ok=True)
     words.write_text("".join(f"{term} 100000\n" for term in glossary_terms()), encoding="utf-8")
     config.html_search_options = {**(config.html_search_options or {}), "dict": str(words)}
+    # ...and a query typed without spaces is cut into the index's words in the reader's browser
+    app.add_js_file("search-chinese-query.js")  # in _ext/static, like the switch's CSS
 
 
 def _speed_up_translated_builds(app: Sphinx, config) -> None:

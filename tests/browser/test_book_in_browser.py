@@ -395,6 +395,17 @@ def test_chinese_search_finds_the_attention_chapters(context, origin, summary):
     summary.extra["search_zh_hits"] = len(pages)
 
 
+def test_chinese_search_cuts_a_phrase_typed_without_spaces_into_words(context, origin, summary):
+    """Chinese is written without spaces: the query is cut into the index's words in the browser
+    (_ext/static/search-chinese-query.js), so a phrase finds the pages that hold its words."""
+    phrase = "变分自编码器的重参数化技巧"  # "the reparameterisation trick of the VAE"
+    pages, errors = search(context, origin, f"zh/search.html?q={phrase}")
+    assert "zh/chapters/03_4_vae/3_4_1_vae.html" in pages, pages
+    assert all(p.startswith("zh/") for p in pages), pages
+    assert not errors, errors
+    summary.extra["search_zh_phrase_hits"] = len(pages)
+
+
 def test_code_cells_pass_the_audit(context, origin, axe_source):
     """axe-core inside code cells, every rule (the per-page audit leaves them out: their markup and
     the theme's Pygments colours are the same on every page), on a page whose code has keywords,
