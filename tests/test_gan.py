@@ -26,7 +26,15 @@ from aigc_course.gan import (
     r1_penalty,
     value_function,
 )
-from aigc_course.gan.recipes import BEST_ABLATION, RECIPES, evaluate_toy, toy_sampler, train_toy_gan
+from aigc_course.gan.recipes import (
+    BEST_ABLATION,
+    RECIPES,
+    SHORT_STEPS,
+    ablation_settings,
+    evaluate_toy,
+    toy_sampler,
+    train_toy_gan,
+)
 from aigc_course.gan.rejection import fit_rejection_critic, rejection_sample
 from aigc_course.metrics.modes import grid_coverage, ring_coverage
 
@@ -345,22 +353,29 @@ def test_best_recipe_samples_with_its_generator_and_ablates_one_trick_at_a_time(
     assert not best.rejection and best.critic is not None  # rejection is an option, not the default
     assert best.settings().r1_weight > 0 and best.settings().lr_decay
     assert "R1 penalty on real data" in best.describe() and "optional discriminator rejection" in best.describe()
-    assert BEST_ABLATION["best recipe"] == {}
-    for label, changes in BEST_ABLATION.items():
+    full, short = list(BEST_ABLATION)[:2]
+    assert BEST_ABLATION[full] == {}
+    for dataset in ("ring", "grid"):
+        assert ablation_settings(short, dataset) == {"steps": SHORT_STEPS[dataset]}
+        assert SHORT_STEPS[dataset] * 8 == RECIPES["best"].settings(dataset).steps  # the page says 8x
+    for label in BEST_ABLATION:
+        changes = {k: v for k, v in ablation_settings(label, "ring").items() if k != "steps"}
         trainer = train_toy_gan("ring", "best", seed=0, steps=2, progress=False, batch_size=32, **changes)
         for key, value in changes.items():
             assert getattr(trainer.config, key) == value, label
+    with pytest.raises(ValueError, match="label must be one of"):
+        ablation_settings("without everything", "ring")
 
 
 # ----------------------------------------------------------------------------- shipped checkpoints
 
 
 # floors a little below what the shipped generators score alone and with rejection
-# (benchmarks/bench_mode_coverage.py: 5 sampling seeds of 2,500 samples; ring 8 modes, 72.1% HQ,
-# reverse KL 0.002, 98.0% HQ with rejection; grid 24.4 modes, 11.2%, 0.600, 98.8% with rejection)
+# (benchmarks/bench_mode_coverage.py: 5 sampling seeds of 2,500 samples; ring 8 modes, 97.4% HQ,
+# reverse KL 0.002, 96.0% HQ with rejection; grid 25 modes, 96.5%, 0.005, 89.5% with rejection)
 @pytest.mark.parametrize("name, coverage, modes, min_hq, max_kl, min_hq_kept", [
-    ("ring-gan", ring_coverage, 8, 0.69, 0.02, 0.96),
-    ("grid-gan", grid_coverage, 23, 0.09, 0.75, 0.96),
+    ("ring-gan", ring_coverage, 8, 0.95, 0.02, 0.85),
+    ("grid-gan", grid_coverage, 25, 0.95, 0.03, 0.85),
 ])
 def test_shipped_2d_gans(name, coverage, modes, min_hq, max_kl, min_hq_kept):
     sampler = pretrained.load(name, device="cpu")
@@ -370,10 +385,11 @@ def test_shipped_2d_gans(name, coverage, modes, min_hq, max_kl, min_hq_kept):
     assert torch.equal(x, sampler.sample(2500, seed=0))
     cov = coverage(x)
     assert cov.modes_captured >= modes and cov.high_quality >= min_hq and cov.reverse_kl <= max_kl
-    # rejection through the shipped critic lifts the share of high-quality samples
+    # rejection through the shipped critic works, but against a generator this close to the data it
+    # does not raise the share of good samples (Chapter 3.2.3)
     kept = coverage(sampler.sample(2500, seed=0, rejection=True))
     assert kept.modes_captured == kept.num_modes and kept.high_quality >= min_hq_kept
-    assert kept.high_quality > cov.high_quality and 0 < sampler.acceptance_rate < 1
+    assert kept.high_quality < cov.high_quality + 0.005 and 0 < sampler.acceptance_rate < 1
     with pytest.raises(ValueError, match="n must be a positive int"):
         sampler.sample(0)
 

@@ -549,7 +549,7 @@ def test_gan_recipes_describe_what_they_train():
         text, c = recipe.describe(), recipe.settings()
         assert f"learning rate {c.lr_g:g}" in text and str(c.betas) in text and f"batches of {c.batch_size}" in text
         assert ("decayed linearly to zero" in text) == c.lr_decay, name
-    assert "3,000 steps" in RECIPES["best"].describe("grid") and "2,000 steps" in RECIPES["best"].describe("ring")
+    assert "24,000 steps" in RECIPES["best"].describe("grid") and "16,000 steps" in RECIPES["best"].describe("ring")
 
 
 def test_four_routes_train_with_their_recipes():
