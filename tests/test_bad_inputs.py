@@ -992,8 +992,9 @@ def runtime_and_text_probes() -> list[Probe]:
         ]
     rows += [
         error("pipelines", "tiny-chat-sft", "respond to no instructions", lambda: chat().respond([]), "prompts"),
-        error("pipelines", "tiny-chat-reward", "score: one response for two prompts",
-              lambda: load("tiny-chat-reward").score(["a", "b"], ["c"], chat().tokenizer), "responses"),
+        *[error("pipelines", name, "score: one response for two prompts",
+                lambda name=name: load(name).score(["a", "b"], ["c"], chat().tokenizer), "responses")
+          for name in ("tiny-chat-reward", "tiny-chat-reward-weak")],
         error("pipelines", "char-lstm", "generate: empty prompt", lambda: load("char-lstm").generate("", 1), "prompt"),
         error("pipelines", "char-lstm", "generate: temperature=nan", lambda: load("char-lstm").generate("a", 1, NAN),
               "temperature"),
