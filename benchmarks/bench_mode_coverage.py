@@ -132,7 +132,7 @@ def run_one(job: tuple[str, str, int, str, dict]) -> dict:
     """Train one generator from scratch and score it alone over the sampling seeds."""
     label, dataset, seed, recipe, changes = job
     torch.set_num_threads(1)
-    from aigc_course.gan.recipes import RECIPES, TOY_DATASETS, ablation_settings, train_toy_gan
+    from aigc_course.gan.recipes import RECIPES, TOY_DATASETS, for_dataset, train_toy_gan
     from aigc_course.metrics.modes import NUM_EVAL_SAMPLES
     from aigc_course.runtime import make_generator
 
@@ -140,8 +140,7 @@ def run_one(job: tuple[str, str, int, str, dict]) -> dict:
     # every row gets the best recipe's number of generator steps: the table compares tricks
     # at one training budget, not budgets
     steps = best.per_dataset.get(dataset, {}).get("steps", best.config["steps"])
-    if changes == "ablation":
-        changes = ablation_settings(label, dataset)
+    changes = for_dataset(changes, dataset)
     start, cpu = time.perf_counter(), time.process_time()
     trainer = train_toy_gan(dataset, recipe, seed=seed, progress=False, **{"steps": steps, **changes})
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -200,7 +199,7 @@ def main() -> None:
             from aigc_course.gan.recipes import BEST_ABLATION
 
             trained_table("Ablation of the best recipe",
-                          {label: ("best", "ablation") for label in BEST_ABLATION}, args)
+                          {label: ("best", changes) for label, changes in BEST_ABLATION.items()}, args)
     if not args.skip_cgan:
         cgan_accuracy()
 

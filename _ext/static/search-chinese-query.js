@@ -8,6 +8,7 @@
  * Loaded before searchtools.js, which then keeps this splitQuery instead of its default.
  */
 var splitQuery = (query) => {
+  // first the default splitter's rule (searchtools.js): split at anything but letters, digits, _
   const parts = query.split(/[^\p{Letter}\p{Number}_\p{Emoji_Presentation}]+/gu).filter((part) => part);
   const index = typeof Search !== "undefined" ? Search._index : null;
   if (!index) return parts;

@@ -106,7 +106,7 @@ RECIPES: dict[str, ToyRecipe] = {
 # The best recipe with one trick taken away at a time: row label -> train_toy_gan keyword
 # arguments (benchmarks/bench_mode_coverage.py --ablation). The tricks are compared at the
 # recipe's earlier, 8x shorter budget (SHORT_STEPS), beside the full-length run that ships;
-# a "steps" given per dataset is resolved by ablation_settings.
+# a "steps" given per dataset is resolved by for_dataset.
 SHORT_STEPS = {"ring": 2000, "grid": 3000}
 _SHORT = f"{SHORT_STEPS['ring']:,} / {SHORT_STEPS['grid']:,} steps"
 BEST_ABLATION: dict[str, dict] = {
@@ -117,14 +117,17 @@ BEST_ABLATION: dict[str, dict] = {
 }
 
 
+def for_dataset(changes: dict, dataset: str) -> dict:
+    """``changes`` (:func:`train_toy_gan` keyword arguments) with a per-dataset ``"steps"`` resolved."""
+    steps = changes.get("steps")
+    return {**changes, "steps": steps[dataset]} if isinstance(steps, dict) else dict(changes)
+
+
 def ablation_settings(label: str, dataset: str) -> dict:
     """The :func:`train_toy_gan` keyword arguments of one :data:`BEST_ABLATION` row on ``dataset``."""
     if label not in BEST_ABLATION:
         raise ValueError(f"label must be one of {sorted(BEST_ABLATION)}, got {label!r}")
-    changes = dict(BEST_ABLATION[label])
-    if isinstance(changes.get("steps"), dict):
-        changes["steps"] = changes["steps"][dataset]
-    return changes
+    return for_dataset(BEST_ABLATION[label], dataset)
 
 
 def _check(dataset: str, recipe: str | ToyRecipe) -> ToyRecipe:
