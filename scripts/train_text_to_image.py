@@ -30,6 +30,7 @@ import torch
 from publishing import publish
 
 import aigc_course
+from aigc_course import pretrained
 from aigc_course.data import captioned_scenes
 from aigc_course.diffusion.text_training import RECIPES, train_text_to_image
 from aigc_course.runtime import timed_training
@@ -63,6 +64,9 @@ def main() -> None:
     parser.add_argument("--ae-steps", type=int, default=None, help="override the autoencoder's training steps")
     parser.add_argument("--num-images", type=int, default=None, help="override the number of training images")
     parser.add_argument("--no-quick-scores", action="store_true", help="skip the judge scores after training")
+    parser.add_argument("--reuse-autoencoder", action="store_true",
+                        help="train the denoiser only, on the published text-to-image's autoencoder (stages 1 and 3 "
+                             "of an earlier run; each stage has its own random streams)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (at most 2 on the course machine)")
     parser.add_argument("--no-publish", action="store_true", help="train and evaluate, but do not write the checkpoint")
     parser.add_argument("--checkpoint-dir", default=None,
@@ -78,7 +82,18 @@ def main() -> None:
     if args.num_images is not None:
         recipe = dataclasses.replace(recipe, num_images=args.num_images)
     device = aigc_course.get_device()
-    (pipe, report), timing = timed_training(lambda: train_text_to_image(recipe, device=device), threads, device)
+    reused = None
+    if args.reuse_autoencoder:
+        if args.space != "latent":
+            parser.error("--reuse-autoencoder needs --space latent")
+        previous = pretrained.load(NAMES["latent"], device=device)
+        reused = {"checkpoint": NAMES["latent"], "sha256": pretrained.info(NAMES["latent"])["sha256"],
+                  "train_stage_seconds": {k: v for k, v in previous.config["train_stage_seconds"].items()
+                                          if k in ("autoencoder", "decoder")},
+                  "train_cpu_seconds_of_that_run": previous.config.get("train_cpu_seconds")}
+    (pipe, report), timing = timed_training(
+        lambda: train_text_to_image(recipe, device=device, autoencoder=None if reused is None else previous.autoencoder,
+                                    finetune_decoder_stage=reused is None), threads, device)
     tail = report["denoiser_history"].loss[-200:]
     config = dict(pipe.config)
     config.update({
@@ -87,6 +102,8 @@ def main() -> None:
         "data": f"captioned_scenes({recipe.num_images}, seed={recipe.data_seed}, split='train')",
         "final_loss_mean_last_200": round(sum(tail) / len(tail), 5),
     })
+    if reused is not None:
+        config["autoencoder_reused_from"] = reused
     if "autoencoder_history" in report:
         ae_tail = report["autoencoder_history"].loss[-100:]
         config["autoencoder_final_loss_mean_last_100"] = round(sum(ae_tail) / len(ae_tail), 5)

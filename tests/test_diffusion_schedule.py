@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from aigc_course.diffusion import NoiseSchedule, beta_schedule
+from aigc_course.diffusion.schedule import noise_from_velocity
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -102,6 +103,21 @@ def test_predict_x0_inverts_q_sample():
     x0, eps = torch.randn(4, 3), torch.randn(4, 3)
     t = torch.tensor([0, 100, 500, 900])
     torch.testing.assert_close(ours.predict_x0(ours.q_sample(x0, t, eps), t, eps), x0, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_velocity_matches_get_velocity_and_turns_back_into_the_noise(name):
+    ours, ref = NoiseSchedule(name, 1000), reference_ddpm(name, 1000)
+    x0, eps = torch.randn(4, 2, 3, 3), torch.randn(4, 2, 3, 3)
+    t = torch.tensor([0, 250, 700, 999])
+    v = ours.velocity(x0, t, eps)
+    torch.testing.assert_close(v, ref.get_velocity(x0, eps, t), atol=1e-6, rtol=1e-5)
+    xt = ours.q_sample(x0, t, eps)
+    torch.testing.assert_close(noise_from_velocity(ours.alphas_cumprod, xt, t, v), eps, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 999\]"):
+        noise_from_velocity(ours.alphas_cumprod, xt, torch.tensor([0, 1, 2, 1000]), v)
+    with pytest.raises(ValueError, match="noise must have the shape of x0"):
+        ours.velocity(x0, t, eps[:2])
 
 
 def test_signal_to_noise_falls_with_t():

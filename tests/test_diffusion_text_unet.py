@@ -7,7 +7,13 @@ import torch
 
 from aigc_course.data import all_scene_attributes, captioned_scenes
 from aigc_course.data.scenes import caption
-from aigc_course.diffusion import NoiseSchedule, noise_prediction_loss, predict_noise
+from aigc_course.diffusion import (
+    NoiseSchedule,
+    ddim_step,
+    noise_prediction_loss,
+    predict_noise,
+    velocity_loss,
+)
 from aigc_course.diffusion.autoencoder import SceneAutoencoder
 from aigc_course.diffusion.text_conditioning import PromptTokenizer
 from aigc_course.diffusion.text_unet import TextConditionedUNet
@@ -75,6 +81,63 @@ def test_unet_trains_on_the_simple_loss(tokenizer):
         loss.backward()
         opt.step()
     assert float(loss.detach()) < 0.8 * first
+
+
+def test_a_v_model_turns_its_velocity_into_the_noise(tokenizer):
+    """eps = sqrt(1 - abar) x_t + sqrt(abar) v is exact for the true v, and is what forward returns."""
+    unet = small_unet(tokenizer, prediction="v", schedule="cosine", timesteps=1000).eval()
+    schedule = NoiseSchedule("cosine", 1000)
+    torch.manual_seed(1)
+    x0, eps, t = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8), torch.tensor([0, 500, 999])
+    ab = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    xt = schedule.q_sample(x0, t, eps)
+    v = ab.sqrt() * eps - (1 - ab).sqrt() * x0
+    torch.testing.assert_close((1 - ab).sqrt() * xt + ab.sqrt() * v, eps, atol=1e-5, rtol=0)
+    ids, _ = tokenizer(["a red circle above a blue square"] * 3)
+    with torch.no_grad():
+        torch.testing.assert_close(unet(xt, t, ids), (1 - ab).sqrt() * xt + ab.sqrt() * unet.network_output(xt, t, ids))
+    assert "alphas_cumprod" not in unet.state_dict()  # rebuilt from the config, not shipped
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 999\]"):
+        unet(xt, torch.tensor([0, 1, 1000]), ids)
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        small_unet(tokenizer, prediction="x0")
+
+
+def test_velocity_loss_is_the_noise_loss_over_alpha_bar(tokenizer):
+    """Same (t, noise) draws for one seed; ||v - v_hat||^2 = ||eps - eps_hat||^2 / abar (book eq. 4.4.8)."""
+    unet = small_unet(tokenizer, prediction="v", schedule="cosine", timesteps=100).eval()
+    schedule = NoiseSchedule("cosine", 100)
+    x0 = torch.randn(1, 4, 8, 8)
+    ids, _ = tokenizer(["a small red circle at the top left"])
+    for seed in range(4):
+        t = int(torch.randint(100, (1,), generator=torch.Generator().manual_seed(seed)))
+        with torch.no_grad():
+            v_loss = velocity_loss(unet, schedule, x0, ids, generator=torch.Generator().manual_seed(seed))
+            eps_loss = noise_prediction_loss(unet, schedule, x0, ids, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(v_loss, eps_loss / schedule.alphas_cumprod[t], rtol=1e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="model must predict v"):
+        velocity_loss(small_unet(tokenizer), schedule, x0, ids)
+
+
+def test_v_model_steps_like_diffusers_v_prediction(tokenizer):
+    """Golden test: the course's DDIM on the v-model's noise = diffusers' DDIM on its raw v output."""
+    diffusers = pytest.importorskip("diffusers")
+    unet = small_unet(tokenizer, prediction="v", schedule="cosine", timesteps=1000).eval()
+    schedule = NoiseSchedule("cosine", 1000)
+    scheduler = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                        clip_sample=False, prediction_type="v_prediction")
+    scheduler.set_timesteps(10)
+    ids, _ = tokenizer(["a red circle above a blue square", "a large blue cross at the bottom"])
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    ours = x.clone()
+    timesteps = scheduler.timesteps.tolist()
+    with torch.no_grad():
+        for i, t in enumerate(timesteps):
+            prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+            tt = torch.full((2,), t)
+            x = scheduler.step(unet.network_output(x, tt, ids), t, x).prev_sample
+            ours = ddim_step(schedule, unet(ours, tt, ids), t, ours, prev)
+    torch.testing.assert_close(ours, x, atol=1e-4, rtol=1e-4)
 
 
 def test_unet_input_errors(tokenizer):

@@ -43,6 +43,9 @@ def test_a_trained_autoencoder_is_reused_and_must_match_the_recipe(data):
     pipe, _ = train_text_to_image(TINY, data=data, progress=False)
     again, report = train_text_to_image(TINY, data=data, progress=False, autoencoder=pipe.autoencoder)
     assert "autoencoder_history" not in report and again.autoencoder is pipe.autoencoder
+    # the denoiser has its own random streams: reusing the autoencoder gives the full run's denoiser
+    for key, value in pipe.unet.state_dict().items():
+        torch.testing.assert_close(again.unet.state_dict()[key], value, msg=key)
     with pytest.raises(ValueError, match="latent channels"):
         train_text_to_image(dataclasses.replace(TINY, latent_channels=8), data=data, progress=False,
                             autoencoder=pipe.autoencoder)
@@ -72,3 +75,13 @@ def test_recipes():
     assert RECIPES["pixel"].space == "pixel"
     with pytest.raises(ValueError, match="space"):
         TextToImageRecipe(space="voxel")
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        TextToImageRecipe(prediction="x0")
+    assert RECIPES["latent"].prediction == "v" and TINY.prediction == "v"
+
+
+def test_an_epsilon_recipe_trains_on_the_simple_loss(data):
+    recipe = dataclasses.replace(TINY, prediction="epsilon", snr_gamma=5.0)
+    pipe, report = train_text_to_image(recipe, data=data, progress=False)
+    assert pipe.unet.prediction == "epsilon" and pipe.config["unet"]["prediction"] == "epsilon"
+    assert len(report["denoiser_history"].loss) == 3

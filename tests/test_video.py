@@ -153,6 +153,26 @@ def test_a_few_training_steps_lower_the_loss_and_give_a_pipeline():
     assert value.ndim == 0 and value > 0
 
 
+@torch.no_grad()
+def test_a_v_model_returns_the_noise_and_trains_on_the_velocity():
+    from aigc_course.diffusion import NoiseSchedule
+    from aigc_course.diffusion.schedule import noise_from_velocity
+
+    unet, ids = _tiny_unet(prediction="v", schedule="cosine", timesteps=100)
+    schedule = NoiseSchedule("cosine", 100)
+    x, t = torch.randn(2, 4, 3, 8, 8), torch.tensor([3, 99])
+    torch.testing.assert_close(unet(x, t, ids), noise_from_velocity(schedule.alphas_cumprod, x, t, unet.network_output(x, t, ids)))
+    x0 = torch.randn(2, 4, 3, 8, 8)
+    draw = torch.Generator().manual_seed(0)
+    t = torch.randint(100, (2,), generator=draw)
+    noise = torch.randn(x0.shape, generator=draw)
+    expected = (unet.network_output(schedule.q_sample(x0, t, noise), t, ids) - schedule.velocity(x0, t, noise)).pow(2).mean()
+    value = video_loss(unet, schedule, x0, ids, torch.tensor([True, True]), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(value, expected)
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        _tiny_unet(prediction="x0")
+
+
 # --------------------------------------------------------------------------- the shipped pipeline
 
 

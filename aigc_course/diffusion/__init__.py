@@ -2,14 +2,14 @@
 
 * :mod:`~aigc_course.diffusion.schedule` -- beta schedules, the forward process, the posterior;
 * :mod:`~aigc_course.diffusion.samplers` -- DDPM and DDIM steps, guidance, the sampling loop;
-* :mod:`~aigc_course.diffusion.losses` -- the simple noise-prediction loss (and a ``fit`` loss on batches);
+* :mod:`~aigc_course.diffusion.losses` -- the simple noise-prediction loss, the velocity loss (and a ``fit`` loss on batches);
 * :mod:`~aigc_course.diffusion.models` -- the 2-D MLP and the 8x8 class-conditional U-Net;
 * :mod:`~aigc_course.diffusion.pipelines` -- the ``digits-ddpm`` and ``grid-ddpm`` pipelines.
 * :mod:`~aigc_course.diffusion.video_unet`, :mod:`~aigc_course.diffusion.video_pipelines` -- the
   text-to-video U-Net with factorised space-time attention and its ``text-to-video`` pipeline.
 """
 
-from aigc_course.diffusion.losses import diffusion_loss_fn, noise_prediction_loss
+from aigc_course.diffusion.losses import diffusion_loss_fn, noise_prediction_loss, velocity_loss
 from aigc_course.diffusion.models import DigitUNet, MLPDenoiser, timestep_embedding
 from aigc_course.diffusion.pipelines import Diffusion2DPipeline, DigitsDDPMPipeline
 from aigc_course.diffusion.samplers import (
@@ -41,4 +41,5 @@ __all__ = [
     "predict_noise",
     "sample",
     "timestep_embedding",
+    "velocity_loss",
 ]

@@ -10,6 +10,12 @@ and the unconditional noise.
 (Min-SNR-:math:`\\gamma`, Hang et al. 2023): the nearly clean timesteps, whose noise is easy to
 see and whose gradients pull against the noisy ones, count less, so training spends more of its
 effort where the picture's layout is decided.
+
+:func:`velocity_loss` trains a network that outputs the velocity
+:math:`v = \\sqrt{\\bar\\alpha_t}\\,\\varepsilon - \\sqrt{1-\\bar\\alpha_t}\\,x_0` (Salimans & Ho 2022):
+:math:`\\lVert v - \\hat v\\rVert^2 = \\lVert\\varepsilon - \\hat\\varepsilon\\rVert^2/\\bar\\alpha_t`, so
+near pure noise, where :math:`\\bar\\alpha_t \\to 0`, the error of the picture's layout still counts
+(in the simple loss it is scaled by the SNR and vanishes).
 """
 
 from __future__ import annotations
@@ -60,6 +66,29 @@ def noise_prediction_loss(
     weight = (snr_gamma / snr).clamp(max=1.0)  # min(SNR, gamma) / SNR, (B,); no 0/0 at SNR = 0
     per_example = (prediction - noise).pow(2).reshape(b, -1).mean(dim=1)
     return (weight * per_example).mean()
+
+
+def velocity_loss(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    x0: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """:math:`\\mathbb E\\lVert v - \\hat v\\rVert^2` on a batch ``x0 (B, ...)``; a scalar.
+
+    ``model`` must output ``v`` (``model.prediction == "v"``); its ``network_output(x_t, t,
+    labels)`` is :math:`\\hat v`. Timesteps and noise are drawn from ``generator`` as in
+    :func:`noise_prediction_loss`, so the two losses see the same ``(t, noise)`` for one seed.
+    """
+    if getattr(model, "prediction", None) != "v":
+        raise ValueError(f"model must predict v (model.prediction == 'v'), got {getattr(model, 'prediction', None)!r}")
+    b = len(x0)
+    t = torch.randint(schedule.timesteps, (b,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    noise, t = noise.to(x0.device), t.to(x0.device)
+    return F.mse_loss(model.network_output(schedule.q_sample(x0, t, noise), t, labels), schedule.velocity(x0, t, noise))
 
 
 def diffusion_loss_fn(x_train: torch.Tensor, schedule: NoiseSchedule, batch_size: int = 128,

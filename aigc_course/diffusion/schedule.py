@@ -22,6 +22,7 @@ import torch
 from aigc_course._checks import check_choice, check_int, check_tensor
 
 SCHEDULES = ("linear", "cosine")
+PREDICTIONS = ("epsilon", "v")  # what a denoising network outputs: the noise, or the velocity
 
 
 def beta_schedule(name: str, timesteps: int) -> torch.Tensor:
@@ -194,6 +195,17 @@ class NoiseSchedule:
         variance = ((1 - ab_prev) / (1 - ab_t) * beta_step).clamp(min=1e-20)
         return mean, variance
 
+    def velocity(self, x0: torch.Tensor, t, noise: torch.Tensor) -> torch.Tensor:
+        """The velocity :math:`v = \\sqrt{\\bar\\alpha_t}\\,\\varepsilon - \\sqrt{1-\\bar\\alpha_t}\\,x_0` (Salimans & Ho 2022).
+
+        Shapes as :meth:`q_sample`; equals diffusers' ``DDPMScheduler.get_velocity``.
+        """
+        check_tensor(x0, "x0", floating=True)
+        if not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
+            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {_shape_of(noise)}")
+        ab = self._expand(self.alphas_cumprod[self.check_timesteps(t).cpu()], x0)
+        return ab.sqrt() * noise - (1 - ab).sqrt() * x0
+
     def predict_x0(self, xt: torch.Tensor, t, eps: torch.Tensor) -> torch.Tensor:
         """Invert eq. 4.4.2: :math:`\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_t}`."""
         check_tensor(xt, "xt", floating=True)
@@ -201,3 +213,17 @@ class NoiseSchedule:
             raise ValueError(f"eps must be a tensor of the shape of xt {tuple(xt.shape)}, got {_shape_of(eps)}")
         ab = self._expand(self.alphas_cumprod[self.check_timesteps(t).cpu()], xt)
         return (xt - (1 - ab).sqrt() * eps) / ab.sqrt()
+
+
+def noise_from_velocity(alphas_cumprod: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The noise estimate :math:`\\sqrt{1-\\bar\\alpha_t}\\,x_t + \\sqrt{\\bar\\alpha_t}\\,\\hat v` of a v-predicting model.
+
+    ``alphas_cumprod (T,)``, ``xt`` and ``v`` ``(B, ...)``, ``t (B,)`` long in ``[0, T)``; exact
+    for the true ``v`` (:meth:`NoiseSchedule.velocity`). A model that outputs ``v`` calls this in
+    its ``forward``, so samplers and schedulers that step a noise estimate step it unchanged.
+    """
+    if int(t.min()) < 0 or int(t.max()) >= len(alphas_cumprod):
+        raise ValueError(f"t must lie in [0, {len(alphas_cumprod) - 1}] for this model's schedule, "
+                         f"got values from {int(t.min())} to {int(t.max())}")
+    ab = alphas_cumprod.to(xt.device)[t.to(xt.device)].to(xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))
+    return (1 - ab).sqrt() * xt + ab.sqrt() * v

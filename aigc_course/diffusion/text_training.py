@@ -6,7 +6,9 @@ follows latent diffusion's stages:
 
 1. **Autoencoder** (``space="latent"`` only) -- :func:`train_autoencoder` on the training
    images; its encoder then turns every image into a standardised latent once.
-2. **Denoiser** -- the simple loss (eq. 4.4.8) on ``(latent, caption)`` pairs, with each caption
+2. **Denoiser** -- the velocity loss (:func:`~aigc_course.diffusion.losses.velocity_loss`; the U-Net
+   outputs ``v``, ``prediction="v"``) or the simple loss (eq. 4.4.8, ``prediction="epsilon"``) on
+   ``(latent, caption)`` pairs, with each caption
    replaced by the empty caption with probability ``p_uncond`` (:func:`drop_captions`) so that
    one network also learns the unconditional noise that classifier-free guidance needs. The
    text encoder inside the U-Net is trained jointly, from scratch. AdamW, warm-up + cosine
@@ -26,7 +28,7 @@ import torch
 
 from aigc_course.data import captioned_scenes
 from aigc_course.diffusion.autoencoder import SceneAutoencoder
-from aigc_course.diffusion.losses import noise_prediction_loss
+from aigc_course.diffusion.losses import noise_prediction_loss, velocity_loss
 from aigc_course.diffusion.pipelines import PixelTextToImagePipeline, TextToImagePipeline
 from aigc_course.diffusion.schedule import NoiseSchedule
 from aigc_course.diffusion.text_conditioning import PromptTokenizer, drop_captions
@@ -61,7 +63,7 @@ class TextToImageRecipe:
     position_embedding: bool = True
     schedule: str = "cosine"
     timesteps: int = 1000
-    steps: int = 1500
+    steps: int = 3000
     batch_size: int = 128
     lr: float = 1.5e-3
     warmup: int = 100
@@ -71,13 +73,16 @@ class TextToImageRecipe:
     decoder_steps: int = 2500
     decoder_batch_size: int = 64
     decoder_lr: float = 2e-3
-    snr_gamma: float | None = 5.0  # Min-SNR loss weight (None: the plain simple loss)
+    prediction: str = "v"  # what the U-Net outputs: "v" (the velocity loss) or "epsilon" (the simple loss)
+    snr_gamma: float | None = None  # Min-SNR weight of the simple loss (prediction="epsilon" only; None: plain)
     guidance_scale: float = 3.0  # the pipeline's default
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.space not in ("latent", "pixel"):
             raise ValueError(f"space must be 'latent' or 'pixel', got {self.space!r}")
+        if self.prediction not in TextConditionedUNet.PREDICTIONS:
+            raise ValueError(f"prediction must be one of {TextConditionedUNet.PREDICTIONS}, got {self.prediction!r}")
         self.ae_channels = tuple(self.ae_channels)
         self.channels = tuple(self.channels)
 
@@ -93,7 +98,7 @@ class TextToImageRecipe:
 RECIPES = {
     "latent": TextToImageRecipe(),
     "pixel": TextToImageRecipe(space="pixel", channels=(32, 64, 128), attention_resolution=8,
-                               cross_attention_resolution=16, batch_size=64, steps=300),
+                               cross_attention_resolution=16, batch_size=64, steps=600),
 }
 
 
@@ -153,19 +158,24 @@ def build_unet(recipe: TextToImageRecipe, tokenizer: PromptTokenizer) -> TextCon
         text_layers=recipe.text_layers, num_heads=recipe.num_heads,
         attention_resolution=recipe.attention_resolution,
         cross_attention_resolution=recipe.cross_attention_resolution, dropout=recipe.dropout,
-        position_embedding=recipe.position_embedding,
+        position_embedding=recipe.position_embedding, prediction=recipe.prediction,
+        schedule=recipe.schedule, timesteps=recipe.timesteps,
     )
 
 
 def train_text_to_image(recipe: TextToImageRecipe | None = None, *, device: torch.device | str = "cpu",
                         progress: bool = True, data: tuple | None = None,
                         autoencoder: SceneAutoencoder | None = None,
-                        callback: Callable[[int, TextToImagePipeline], None] | None = None
+                        callback: Callable[[int, TextToImagePipeline], None] | None = None,
+                        finetune_decoder_stage: bool = True,
                         ) -> tuple[TextToImagePipeline, dict]:
     """Train a text-to-image pipeline from scratch; returns ``(pipeline, report)``.
 
     ``data`` overrides the training set with ``(images (N, 3, 32, 32), captions)``;
-    ``autoencoder`` reuses a trained one (stage 1 is skipped). The report holds the loss
+    ``autoencoder`` reuses a trained one (stage 1 is skipped; with ``finetune_decoder_stage=False``
+    stage 3 too, for an autoencoder whose decoder is already fine-tuned). Each stage draws from
+    its own random streams (seeds ``seed``, ``seed + 2``, ``seed + 1``), so the denoiser does not
+    depend on whether stage 1 ran in the same process. The report holds the loss
     histories and the seconds each stage took. ``callback(step, pipeline)`` runs after every
     denoiser step with a pipeline around the current EMA weights.
     """
@@ -203,6 +213,9 @@ def train_text_to_image(recipe: TextToImageRecipe | None = None, *, device: torc
 
     start = time.perf_counter()
     schedule = NoiseSchedule(recipe.schedule, recipe.timesteps)
+    # Stage 2 has its own random streams, so a reused autoencoder gives the denoiser of a full run.
+    generator = torch.Generator().manual_seed(recipe.seed + 2)
+    torch.manual_seed(recipe.seed + 2)
     unet = build_unet(recipe, tokenizer).to(device)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.lr, weight_decay=0.0)
     scheduler = warmup_cosine_scheduler(optimizer, recipe.steps, recipe.warmup, floor=0.05)
@@ -212,8 +225,10 @@ def train_text_to_image(recipe: TextToImageRecipe | None = None, *, device: torc
         idx = torch.randint(len(x_train), (recipe.batch_size,), generator=generator)
         batch_captions = drop_captions([captions[i] for i in idx.tolist()], recipe.p_uncond, generator)
         ids, _ = tokenizer(batch_captions, name="captions")
-        return noise_prediction_loss(model, schedule, x_train[idx.to(device)], ids.to(device), generator=generator,
-                                     snr_gamma=recipe.snr_gamma)
+        x0 = x_train[idx.to(device)]
+        if recipe.prediction == "v":
+            return velocity_loss(model, schedule, x0, ids.to(device), generator=generator)
+        return noise_prediction_loss(model, schedule, x0, ids.to(device), generator=generator, snr_gamma=recipe.snr_gamma)
 
     config = {
         "space": recipe.space, "image_size": 32, "schedule": recipe.schedule, "timesteps": recipe.timesteps,
@@ -234,7 +249,7 @@ def train_text_to_image(recipe: TextToImageRecipe | None = None, *, device: torc
         callback(recipe.steps, pipe)
     report["seconds"]["denoiser"] = time.perf_counter() - start
 
-    if autoencoder is not None and recipe.decoder_steps > 0:
+    if autoencoder is not None and recipe.decoder_steps > 0 and finetune_decoder_stage:
         start = time.perf_counter()
         decoder_generator = torch.Generator().manual_seed(recipe.seed + 1)  # the denoiser's stream is untouched
         report["decoder_history"] = finetune_decoder(

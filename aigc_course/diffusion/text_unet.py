@@ -11,9 +11,18 @@ network place objects at absolute positions ("at the top left").
 
 The network owns its :class:`~aigc_course.diffusion.text_conditioning.TextEncoder` and takes
 the prompt as token ids, so it has the same call as every denoiser of the course,
-``model(x (B, C, S, S), t (B,), ids (B, L)) -> (B, C, S, S)``: the samplers of
+``model(x (B, C, S, S), t (B,), ids (B, L)) -> (B, C, S, S)``, the noise estimate: the samplers of
 :mod:`aigc_course.diffusion.samplers` step it unchanged, with the empty prompt's ids as the
 null condition of classifier-free guidance.
+
+**What the network itself outputs** (``prediction``). With ``"epsilon"`` the U-Net's output is
+the noise estimate. With ``"v"`` it is the *velocity* :math:`v = \\sqrt{\\bar\\alpha_t}\\,\\varepsilon
+- \\sqrt{1-\\bar\\alpha_t}\\,x_0` (Salimans & Ho 2022), and :meth:`TextConditionedUNet.forward` turns
+it into the noise estimate :math:`\\hat\\varepsilon = \\sqrt{1-\\bar\\alpha_t}\\,x_t + \\sqrt{\\bar\\alpha_t}\\,\\hat v`
+(exact for the true ``v``). This is a preconditioning in the sense of Karras et al. (2022): near
+pure noise, :math:`\\hat\\varepsilon \\approx x_t` comes from the skip term, and the network's own
+output is an estimate of :math:`-x_0` -- the layout of the picture -- instead of a tiny correction
+to a copy of its input, which is where an epsilon network fails to place objects.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import torch
 from torch import nn
 
 from aigc_course.diffusion.models import ResBlock, SelfAttention2d, _check_t, timestep_embedding
+from aigc_course.diffusion.schedule import PREDICTIONS, NoiseSchedule, noise_from_velocity
 from aigc_course.diffusion.text_conditioning import SpatialCrossAttention, TextEncoder
 from aigc_course.pretrained import capture_config
 
@@ -51,7 +61,11 @@ class TextConditionedUNet(nn.Module):
     ``channels[i]`` is the width at resolution ``S / 2**i``. Levels at resolution
     ``<= attention_resolution`` get self-attention, levels at ``<= cross_attention_resolution``
     cross-attention; the middle block has both. ``pad_id`` marks padding in ``ids``.
+    ``prediction`` is ``"epsilon"`` or ``"v"`` (module docstring); ``"v"`` needs the noise
+    schedule the model is trained with (``schedule``, ``timesteps``).
     """
+
+    PREDICTIONS = PREDICTIONS
 
     @capture_config
     def __init__(
@@ -70,8 +84,13 @@ class TextConditionedUNet(nn.Module):
         cross_attention_resolution: int = 8,
         dropout: float = 0.0,
         position_embedding: bool = True,
+        prediction: str = "epsilon",
+        schedule: str = "cosine",
+        timesteps: int = 1000,
     ):
         super().__init__()
+        if prediction not in self.PREDICTIONS:
+            raise ValueError(f"prediction must be one of {self.PREDICTIONS}, got {prediction!r}")
         channels = tuple(channels)
         if image_size % 2 ** (len(channels) - 1):
             raise ValueError(f"image_size {image_size} must be divisible by 2**{len(channels) - 1} for channels {channels}")
@@ -108,6 +127,10 @@ class TextConditionedUNet(nn.Module):
                 self.upsample.append(nn.ConvTranspose2d(channels[i], channels[i - 1], 2, stride=2))
         self.out = nn.Sequential(nn.GroupNorm(8, channels[0]), nn.SiLU(), nn.Conv2d(channels[0], in_channels, 3, padding=1))
         self._last = last
+        self.prediction = prediction
+        # alpha-bar per timestep, rebuilt from the config (not saved): only "v" needs it
+        alphas_cumprod = NoiseSchedule(schedule, timesteps).alphas_cumprod if prediction == "v" else torch.ones(0)
+        self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
 
     def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``ids (B, L)`` -> token features ``(B, L, text_width)`` and mask ``(B, L)``."""
@@ -115,7 +138,14 @@ class TextConditionedUNet(nn.Module):
         return self.text_encoder(ids, mask), mask
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """``x (B, C, S, S)``, ``t (B,)`` long, prompt ids ``labels (B, L)`` -> ``(B, C, S, S)``."""
+        """The noise estimate ``(B, C, S, S)`` for ``x (B, C, S, S)``, ``t (B,)`` long and prompt ids ``labels (B, L)``."""
+        out = self.network_output(x, t, labels)
+        if self.prediction == "epsilon":
+            return out
+        return noise_from_velocity(self.alphas_cumprod, x, t, out)
+
+    def network_output(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """What the U-Net outputs ``(B, C, S, S)``: the noise estimate, or ``v`` when ``prediction="v"``."""
         size, c_in = self.config["image_size"], self.config["in_channels"]
         if x.ndim != 4 or tuple(x.shape[1:]) != (c_in, size, size):
             raise ValueError(f"x must have shape (B, {c_in}, {size}, {size}), got {tuple(x.shape)}")

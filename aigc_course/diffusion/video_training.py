@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from aigc_course.data import moving_scenes
 from aigc_course.diffusion.schedule import NoiseSchedule
@@ -57,7 +58,8 @@ class TextToVideoRecipe:
     ema_decay: float = 0.995
     p_uncond: float = 0.15
     p_frames_alone: float = 0.2
-    snr_gamma: float | None = 5.0
+    prediction: str = "epsilon"  # what the U-Net outputs: "epsilon" (the simple loss) or "v" (the velocity loss)
+    snr_gamma: float | None = 5.0  # Min-SNR weight of the simple loss (prediction="epsilon" only)
     guidance_scale: float = 3.0  # the pipeline's default
     notes: dict = field(default_factory=dict)
 
@@ -82,6 +84,7 @@ def build_video_unet(recipe: TextToVideoRecipe, tokenizer: PromptTokenizer) -> T
         emb_dim=recipe.emb_dim, text_width=recipe.text_width, text_layers=recipe.text_layers,
         num_heads=recipe.num_heads, attention_resolution=recipe.attention_resolution,
         temporal_resolution=recipe.temporal_resolution, cross_attention_resolution=recipe.cross_attention_resolution,
+        prediction=recipe.prediction, schedule=recipe.schedule, timesteps=recipe.timesteps,
     )
 
 
@@ -93,12 +96,17 @@ def video_loss(model: TextToVideoUNet, schedule: NoiseSchedule, x0: torch.Tensor
     One timestep and one noise draw per clip (every frame of a clip is at the same noise level);
     ``temporal (B,)`` bool says which clips attend across frames. ``snr_gamma``: the Min-SNR
     weight :math:`\\min(\\mathrm{SNR}_t, \\gamma)/\\mathrm{SNR}_t` per clip (None: plain mean).
+    A model with ``prediction="v"`` is trained on the velocity instead,
+    :math:`\\lVert v - \\hat v\\rVert^2` (:func:`aigc_course.diffusion.losses.velocity_loss`).
     """
     b = len(x0)
     t = torch.randint(schedule.timesteps, (b,), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
     noise, t = noise.to(x0.device), t.to(x0.device)
-    prediction = model(schedule.q_sample(x0, t, noise), t, ids, temporal=temporal)
+    xt = schedule.q_sample(x0, t, noise)
+    if model.prediction == "v":  # the velocity loss (book's losses module): no Min-SNR weight
+        return F.mse_loss(model.network_output(xt, t, ids, temporal=temporal), schedule.velocity(x0, t, noise))
+    prediction = model(xt, t, ids, temporal=temporal)
     per_clip = (prediction - noise).pow(2).reshape(b, -1).mean(dim=1)
     if snr_gamma is None:
         return per_clip.mean()

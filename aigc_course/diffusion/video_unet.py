@@ -35,6 +35,7 @@ from torch import nn
 
 from aigc_course.attention import MultiHeadAttention
 from aigc_course.diffusion.models import ResBlock, SelfAttention2d, _check_t, timestep_embedding
+from aigc_course.diffusion.schedule import PREDICTIONS, NoiseSchedule, noise_from_velocity
 from aigc_course.diffusion.text_conditioning import SpatialCrossAttention, TextEncoder
 from aigc_course.pretrained import capture_config
 
@@ -128,7 +129,9 @@ class TextToVideoUNet(nn.Module):
     ``channels[i]`` is the width at resolution ``S / 2**i``. Levels at resolution
     ``<= attention_resolution`` get spatial self-attention, ``<= temporal_resolution`` temporal
     attention, ``<= cross_attention_resolution`` cross-attention to the prompt; the middle block
-    has all three. ``pad_id`` marks padding in the prompt ids.
+    has all three. ``pad_id`` marks padding in the prompt ids. ``prediction="v"``: the network
+    outputs the velocity and ``forward`` returns the noise estimate, as in
+    :class:`~aigc_course.diffusion.text_unet.TextConditionedUNet`.
     """
 
     @capture_config
@@ -149,8 +152,13 @@ class TextToVideoUNet(nn.Module):
         temporal_resolution: int = 24,
         cross_attention_resolution: int = 24,
         dropout: float = 0.0,
+        prediction: str = "epsilon",
+        schedule: str = "cosine",
+        timesteps: int = 1000,
     ):
         super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         channels = tuple(channels)
         if image_size % 2 ** (len(channels) - 1):
             raise ValueError(f"image_size {image_size} must be divisible by 2**{len(channels) - 1} for channels {channels}")
@@ -181,6 +189,9 @@ class TextToVideoUNet(nn.Module):
                 self.upsample.append(nn.ConvTranspose2d(channels[i], channels[i - 1], 2, stride=2))
         self.out = nn.Sequential(nn.GroupNorm(8, channels[0]), nn.SiLU(), nn.Conv2d(channels[0], in_channels, 3, padding=1))
         self._last = len(channels) - 1
+        self.prediction = prediction
+        alphas_cumprod = NoiseSchedule(schedule, timesteps).alphas_cumprod if prediction == "v" else torch.ones(0)
+        self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
 
     def encode_text(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``ids (B, L)`` -> token features ``(B, L, text_width)`` and mask ``(B, L)``."""
@@ -201,11 +212,17 @@ class TextToVideoUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor,
                 temporal: bool | torch.Tensor | None = None) -> torch.Tensor:
-        """``x (B, F, C, S, S)``, ``t (B,)`` long, prompt ids ``labels (B, L)`` -> ``(B, F, C, S, S)``.
+        """The noise estimate ``(B, F, C, S, S)`` for ``x (B, F, C, S, S)``, ``t (B,)`` long, prompt ids ``labels (B, L)``.
 
         ``temporal``: ``None``/``True`` attends across frames for every clip, ``False`` for none
         (each frame denoised alone), or a bool tensor ``(B,)`` per clip.
         """
+        out = self.network_output(x, t, labels, temporal)
+        return out if self.prediction == "epsilon" else noise_from_velocity(self.alphas_cumprod, x, t, out)
+
+    def network_output(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor,
+                       temporal: bool | torch.Tensor | None = None) -> torch.Tensor:
+        """What the U-Net outputs ``(B, F, C, S, S)``: the noise estimate, or ``v`` when ``prediction="v"``."""
         self._check(x, t, labels, temporal)
         b, f = x.shape[:2]
         if temporal is False:
