@@ -8,8 +8,9 @@ and the unconditional noise.
 
 ``snr_gamma`` weights each example by :math:`\\min(\\mathrm{SNR}_t, \\gamma)/\\mathrm{SNR}_t`
 (Min-SNR-:math:`\\gamma`, Hang et al. 2023): the nearly clean timesteps, whose noise is easy to
-see and whose gradients pull against the noisy ones, count less, so training spends more of its
-effort where the picture's layout is decided.
+see and whose gradients pull against the noisy ones, count less, so the noisier timesteps get a
+larger share of the training signal (near pure noise, though, the simple loss still scales the
+error of the layout by the tiny SNR; see :func:`velocity_loss`).
 
 :func:`velocity_loss` trains a network that outputs the velocity
 :math:`v = \\sqrt{\\bar\\alpha_t}\\,\\varepsilon - \\sqrt{1-\\bar\\alpha_t}\\,x_0` (Salimans & Ho 2022):
