@@ -87,10 +87,12 @@ def main() -> None:
         if args.space != "latent":
             parser.error("--reuse-autoencoder needs --space latent")
         previous = pretrained.load(NAMES["latent"], device=device)
-        reused = {"checkpoint": NAMES["latent"], "sha256": pretrained.info(NAMES["latent"])["sha256"],
-                  "train_stage_seconds": {k: v for k, v in previous.config["train_stage_seconds"].items()
-                                          if k in ("autoencoder", "decoder")},
-                  "train_cpu_seconds_of_that_run": previous.config.get("train_cpu_seconds")}
+        # the run that trained the autoencoder: the published one, or the one it reused in turn
+        reused = previous.config.get("autoencoder_reused_from") or {
+            "checkpoint": NAMES["latent"], "sha256": pretrained.info(NAMES["latent"])["sha256"],
+            "train_stage_seconds": {k: v for k, v in previous.config["train_stage_seconds"].items()
+                                    if k in ("autoencoder", "decoder")},
+            "train_cpu_seconds_of_that_run": previous.config.get("train_cpu_seconds")}
     (pipe, report), timing = timed_training(
         lambda: train_text_to_image(recipe, device=device, autoencoder=None if reused is None else previous.autoencoder,
                                     finetune_decoder_stage=reused is None), threads, device)
