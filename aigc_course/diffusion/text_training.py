@@ -47,7 +47,7 @@ class TextToImageRecipe:
     # the autoencoder
     latent_channels: int = 8
     ae_channels: tuple[int, int] = (16, 96)
-    ae_steps: int = 800
+    ae_steps: int = 2000
     ae_batch_size: int = 64
     ae_lr: float = 2e-3
     # the denoiser
@@ -70,7 +70,7 @@ class TextToImageRecipe:
     ema_decay: float = 0.995
     p_uncond: float = 0.15
     # stage 3: the decoder fine-tuned on the frozen encoder's latents (the denoiser's space is unchanged)
-    decoder_steps: int = 2500
+    decoder_steps: int = 1500
     decoder_batch_size: int = 64
     decoder_lr: float = 2e-3
     prediction: str = "v"  # what the U-Net outputs: "v" (the velocity loss) or "epsilon" (the simple loss)
