@@ -169,6 +169,13 @@ def test_a_v_model_returns_the_noise_and_trains_on_the_velocity():
     expected = (unet.network_output(schedule.q_sample(x0, t, noise), t, ids) - schedule.velocity(x0, t, noise)).pow(2).mean()
     value = video_loss(unet, schedule, x0, ids, torch.tensor([True, True]), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(value, expected)
+    # the per-clip temporal flag reaches the network: frames denoised alone give their own loss
+    alone = torch.tensor([False, False])
+    expected_alone = (unet.network_output(schedule.q_sample(x0, t, noise), t, ids, alone)
+                      - schedule.velocity(x0, t, noise)).pow(2).mean()
+    value_alone = video_loss(unet, schedule, x0, ids, alone, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(value_alone, expected_alone)
+    assert not torch.isclose(value_alone, value)
     with pytest.raises(ValueError, match="prediction must be one of"):
         _tiny_unet(prediction="x0")
 

@@ -76,12 +76,14 @@ def velocity_loss(
     labels: torch.Tensor | None = None,
     *,
     generator: torch.Generator | None = None,
+    **model_kwargs,
 ) -> torch.Tensor:
     """:math:`\\mathbb E\\lVert v - \\hat v\\rVert^2` on a batch ``x0 (B, ...)``; a scalar.
 
     ``model`` must output ``v`` (``model.prediction == "v"``); its ``network_output(x_t, t,
-    labels)`` is :math:`\\hat v`. Timesteps and noise are drawn from ``generator`` as in
-    :func:`noise_prediction_loss`, so the two losses see the same ``(t, noise)`` for one seed.
+    labels, **model_kwargs)`` is :math:`\\hat v` (the video U-Net takes ``temporal=``). Timesteps
+    and noise are drawn from ``generator`` as in :func:`noise_prediction_loss`, so the two losses
+    see the same ``(t, noise)`` for one seed.
     """
     if getattr(model, "prediction", None) != "v":
         raise ValueError(f"model must predict v (model.prediction == 'v'), got {getattr(model, 'prediction', None)!r}")
@@ -89,7 +91,8 @@ def velocity_loss(
     t = torch.randint(schedule.timesteps, (b,), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
     noise, t = noise.to(x0.device), t.to(x0.device)
-    return F.mse_loss(model.network_output(schedule.q_sample(x0, t, noise), t, labels), schedule.velocity(x0, t, noise))
+    return F.mse_loss(model.network_output(schedule.q_sample(x0, t, noise), t, labels, **model_kwargs),
+                      schedule.velocity(x0, t, noise))
 
 
 def diffusion_loss_fn(x_train: torch.Tensor, schedule: NoiseSchedule, batch_size: int = 128,

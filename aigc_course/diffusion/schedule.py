@@ -68,6 +68,13 @@ def _shape_of(value) -> object:
     return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
+def _check_range(t: torch.Tensor, timesteps: int, name: str = "t") -> None:
+    """``ValueError`` naming ``name`` unless every entry of ``t`` is in ``[0, timesteps)``."""
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= timesteps):
+        raise ValueError(f"{name} must lie in [0, {timesteps - 1}] for this {timesteps}-step schedule, "
+                         f"got values from {int(t.min())} to {int(t.max())}")
+
+
 class NoiseSchedule:
     """Every quantity the forward process and the samplers need, for one beta schedule.
 
@@ -107,11 +114,7 @@ class NoiseSchedule:
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
             raise ValueError(f"{name} must hold integer timesteps, got dtype {t.dtype}")
         t = t.long()
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.timesteps):
-            raise ValueError(
-                f"{name} must lie in [0, {self.timesteps - 1}] for this {self.timesteps}-step schedule, "
-                f"got values from {int(t.min())} to {int(t.max())}"
-            )
+        _check_range(t, self.timesteps, name)
         return t
 
     def alpha_bar(self, t, like: torch.Tensor | None = None) -> torch.Tensor:
@@ -222,8 +225,6 @@ def noise_from_velocity(alphas_cumprod: torch.Tensor, xt: torch.Tensor, t: torch
     for the true ``v`` (:meth:`NoiseSchedule.velocity`). A model that outputs ``v`` calls this in
     its ``forward``, so samplers and schedulers that step a noise estimate step it unchanged.
     """
-    if int(t.min()) < 0 or int(t.max()) >= len(alphas_cumprod):
-        raise ValueError(f"t must lie in [0, {len(alphas_cumprod) - 1}] for this model's schedule, "
-                         f"got values from {int(t.min())} to {int(t.max())}")
+    _check_range(t, len(alphas_cumprod))
     ab = alphas_cumprod.to(xt.device)[t.to(xt.device)].to(xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))
     return (1 - ab).sqrt() * xt + ab.sqrt() * v

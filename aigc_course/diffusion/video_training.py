@@ -21,9 +21,9 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from aigc_course.data import moving_scenes
+from aigc_course.diffusion.losses import velocity_loss
 from aigc_course.diffusion.schedule import NoiseSchedule
 from aigc_course.diffusion.text_conditioning import PromptTokenizer, drop_captions
 from aigc_course.diffusion.video_pipelines import TextToVideoPipeline
@@ -99,13 +99,13 @@ def video_loss(model: TextToVideoUNet, schedule: NoiseSchedule, x0: torch.Tensor
     A model with ``prediction="v"`` is trained on the velocity instead,
     :math:`\\lVert v - \\hat v\\rVert^2` (:func:`aigc_course.diffusion.losses.velocity_loss`).
     """
+    if model.prediction == "v":  # the same draws as below; no Min-SNR weight
+        return velocity_loss(model, schedule, x0, ids, generator=generator, temporal=temporal)
     b = len(x0)
     t = torch.randint(schedule.timesteps, (b,), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
     noise, t = noise.to(x0.device), t.to(x0.device)
     xt = schedule.q_sample(x0, t, noise)
-    if model.prediction == "v":  # the velocity loss (book's losses module): no Min-SNR weight
-        return F.mse_loss(model.network_output(xt, t, ids, temporal=temporal), schedule.velocity(x0, t, noise))
     prediction = model(xt, t, ids, temporal=temporal)
     per_clip = (prediction - noise).pow(2).reshape(b, -1).mean(dim=1)
     if snr_gamma is None:
